@@ -104,3 +104,14 @@ class Diagnostics:
     def summary(self, last: int = 5) -> str:
         seen = "; ".join(self.observations[-last:]) or "nothing"
         return f"after {self.waited_seconds:.1f}s, last seen: {seen}"
+
+
+class TestsFailed(TestpilotError):
+    """The run completed and some selected tests failed (exit code 1)."""
+
+    exit_code = 1
+
+    def __init__(self, failed: int, total: int, results_dir: str = "") -> None:
+        super().__init__(f"{failed} of {total} test(s) failed", hint=f"see {results_dir}" if results_dir else "",
+                         failed=failed, total=total)
+        self.failed, self.total = failed, total

@@ -1,0 +1,116 @@
+"""The ``testpilot`` command line.
+
+Exit codes: 0 every selected test passed, 1 test failures, 2 configuration or usage errors,
+3 infrastructure errors. Errors print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from testpilot.errors import ConfigError, GitError, TestpilotError
+from testpilot.settings import get_settings
+from testpilot.suite import SUITE_FILE, load_suite
+
+
+def _fail(exc: TestpilotError) -> int:
+    print(f"testpilot: error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _verify_refs(repo: Path, refs: list[str]) -> None:
+    for ref in refs:
+        ok = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                            capture_output=True, check=False).returncode == 0
+        if not ok:
+            raise GitError(f"git ref {ref!r} does not exist", file=str(repo), field="--base/--head",
+                           hint="pass refs that exist here, e.g. --base origin/main --head HEAD")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    suite = load_suite(args.suite)
+    print(f"{args.suite}: ok ({len(suite.apps)} apps, {len(suite.environments)} environment pools, "
+          f"{len(suite.data)} datasets, {len(suite.scenarios)} scenarios)")
+    return 0
+
+
+def run_pipeline(suite_path: str, base: str, head: str, full: bool = False, results: str | None = None) -> int:
+    """Run the pipeline flow in this process against the configured (or a started) Prefect API."""
+    suite = load_suite(suite_path)
+    if not full:
+        _verify_refs(suite.root, [base, head])
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.server import ensure_api
+
+    api_url, started = ensure_api(get_settings().home)
+    print(f"Prefect API: {api_url}" + (" (local server started; it keeps running)" if started else ""))
+    from flows.pipeline import pipeline
+
+    state = pipeline(suite=str(Path(suite_path).resolve()), base=base, head=head, full=full,
+                     results_dir=results, return_state=True)
+    ui = api_url.removesuffix("/api")
+    run_id = state.state_details.flow_run_id
+    print(f"Flow run: {ui}/runs/flow-run/{run_id}")
+    if state.is_completed():
+        summary = state.result()
+        print(f"PASSED: {summary['tests']} test(s); reports in {summary['results_dir']}")
+        return 0
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, TestpilotError):
+        return _fail(exc)
+    print(f"testpilot: error: run ended {state.name}: {state.message}", file=sys.stderr)
+    return 3
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return run_pipeline(args.suite, args.base, args.head, args.full, args.results)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="testpilot", description="Test orchestration on Prefect.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run the pipeline for a change")
+    p.add_argument("--suite", default=SUITE_FILE)
+    p.add_argument("--base", default="HEAD~1")
+    p.add_argument("--head", default="HEAD")
+    p.add_argument("--full", action="store_true", help="run every test, ignoring the diff")
+    p.add_argument("--results", default=None, help="folder for junit.xml and report.json")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("validate", help="check a suite file")
+    p.add_argument("--suite", default=SUITE_FILE)
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("demo", help="run the example suite on a change that breaks one test")
+    p.add_argument("--keep", action="store_true", help="keep the temporary repository")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse prints its own usage line
+        return 2 if exc.code else 0
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        return _fail(exc)
+    except TestpilotError as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        print("testpilot: interrupted; environments were torn down", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

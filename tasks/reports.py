@@ -1,0 +1,81 @@
+"""Progress, summary and table artifacts in Prefect, plus junit.xml and report.json on disk.
+
+The table artifact keyed ``testpilot-results-<suite>`` doubles as run history: each run adds a
+version, and later runs read the latest versions back for durations and failure rates.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
+
+from tasks.common import TASK_DEFAULTS
+from testpilot.reporting import result_rows, summary_markdown, write_junit, write_report_json
+from testpilot.results import Selection, ShardResult
+
+
+def history_key(suite_name: str) -> str:
+    return "testpilot-results-" + re.sub(r"[^a-z0-9-]", "-", suite_name.lower())
+
+
+def start_progress(description: str) -> UUID:
+    return create_progress_artifact(progress=0.0, description=description)
+
+
+def set_progress(artifact_id: UUID, percent: float) -> None:
+    update_progress_artifact(artifact_id=artifact_id, progress=min(100.0, max(0.0, percent)))
+
+
+def read_history(suite_name: str, runs: int = 10) -> list[list[dict[str, Any]]]:
+    """Result rows of the last ``runs`` runs of this suite, newest first, from Prefect artifacts."""
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[history_key(suite_name)])),
+            sort=ArtifactSort.CREATED_DESC, limit=runs)
+    return [a.data for a in artifacts if isinstance(a.data, list)]
+
+
+def known_durations(history: list[list[dict[str, Any]]]) -> dict[tuple[str, str], float]:
+    """Latest known duration per (app, test file and node id)."""
+    durations: dict[tuple[str, str], float] = {}
+    for rows in reversed(history):
+        files: dict[tuple[str, str], float] = {}
+        for row in rows:
+            durations[(row["app"], row["node_id"])] = float(row.get("duration", 0))
+            key = (row["app"], str(row["node_id"]).split("::", 1)[0])
+            files[key] = files.get(key, 0.0) + float(row.get("duration", 0))
+        durations.update(files)
+    return durations
+
+
+@task(name="report", **TASK_DEFAULTS)
+def publish_report(*, suite_name: str, selection: Selection, shards: list[ShardResult],
+                   failures: list[dict[str, Any]], wall_seconds: float, results_dir: str, run_id: str,
+                   graph_mermaid: str = "", extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    markdown = summary_markdown(suite=suite_name, selection=selection, shards=shards, failures=failures,
+                                wall_seconds=wall_seconds, graph_mermaid=graph_mermaid)
+    create_markdown_artifact(markdown, key="testpilot-summary", description="Testpilot run summary")
+    rows = result_rows(shards)
+    if rows:
+        create_table_artifact(rows, key=history_key(suite_name), description="Test results of this run")
+    out = Path(results_dir) / run_id
+    write_junit(out / "junit.xml", shards)
+    report = {"run_id": run_id, "suite": suite_name, "wall_seconds": wall_seconds,
+              "selection": selection.model_dump(), "results": rows, "failures": failures,
+              "shards": [s.model_dump(exclude={"results"}) for s in shards], **(extra or {})}
+    write_report_json(out / "report.json", report)
+    return {"results_dir": str(out), "tests": len(rows),
+            "failed": sum(1 for r in rows if r["outcome"] in ("failed", "error"))}
