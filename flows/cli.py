@@ -48,10 +48,13 @@ def run_pipeline(suite_path: str, base: str, head: str, full: bool = False, resu
 
     api_url, started = ensure_api(get_settings().home)
     print(f"Prefect API: {api_url}" + (" (local server started; it keeps running)" if started else ""))
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from flows.pipeline import pipeline
 
-    state = pipeline(suite=str(Path(suite_path).resolve()), base=base, head=head, full=full,
-                     results_dir=results, return_state=True)
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        state = pipeline(suite=str(Path(suite_path).resolve()), base=base, head=head, full=full,
+                         results_dir=results, return_state=True)
     ui = api_url.removesuffix("/api")
     run_id = state.state_details.flow_run_id
     print(f"Flow run: {ui}/runs/flow-run/{run_id}")

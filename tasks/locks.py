@@ -42,7 +42,7 @@ def ensure_pool_limit(pool: str, slots: int) -> None:
             client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=slots, active=True))
 
 
-def current_holders(pool: str, window: timedelta = timedelta(hours=12)) -> list[str]:
+def current_holders(pool: str, window: timedelta = timedelta(hours=12), max_pages: int = 20) -> list[str]:
     """Flow runs that acquired the pool's slot, have not released it, and are still running."""
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
 
@@ -52,9 +52,15 @@ def current_holders(pool: str, window: timedelta = timedelta(hours=12)) -> list[
         page = client.read_events(filter=EventFilter(
             occurred=EventOccurredFilter(since=now("UTC") - window),
             event=EventNameFilter(prefix=["prefect.concurrency-limit."]),
-            resource=EventResourceFilter(id=[f"prefect.concurrency-limit.{limit.id}"])), limit=200)
-        acquired = {e.id: e for e in page.events if e.event.endswith(".acquired")}
-        for event in page.events:
+            resource=EventResourceFilter(id=[f"prefect.concurrency-limit.{limit.id}"])), limit=50)
+        events = list(page.events)
+        for _ in range(max_pages - 1):
+            if not page.next_page:
+                break
+            page = client.read_events_page(page.next_page)
+            events.extend(page.events)
+        acquired = {e.id: e for e in events if e.event.endswith(".acquired")}
+        for event in events:
             if event.event.endswith(".released") and event.follows in acquired:
                 acquired.pop(event.follows)
         holders = []

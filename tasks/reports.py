@@ -6,6 +6,7 @@ version, and later runs read the latest versions back for durations and failure 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,17 @@ def read_history(suite_name: str, runs: int = 10) -> list[list[dict[str, Any]]]:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[history_key(suite_name)])),
             sort=ArtifactSort.CREATED_DESC, limit=runs)
-    return [a.data for a in artifacts if isinstance(a.data, list)]
+    return [rows for rows in (_rows(a.data) for a in artifacts) if rows]
+
+
+def _rows(data: Any) -> list[dict[str, Any]]:
+    """Table artifacts come back as the JSON text of their rows."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return []
+    return data if isinstance(data, list) else []
 
 
 def known_durations(history: list[list[dict[str, Any]]]) -> dict[tuple[str, str], float]:

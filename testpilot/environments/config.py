@@ -23,4 +23,5 @@ class EnvironmentConfig(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict, description="Provider settings, e.g. a block name.")
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     acquire_timeout: float = Field(300, gt=0, description="Seconds to wait for a free environment.")
-    lease_seconds: float = Field(60, gt=0, description="A dead holder's slot comes back after this long.")
+    lease_seconds: float = Field(60, ge=60, description="A dead holder's slot comes back after this long; "
+                                 "Prefect's server accepts leases of 60 s or more.")

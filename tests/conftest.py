@@ -1,0 +1,69 @@
+"""Session-wide test settings and helpers shared by every test folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(condition: bool, what: str) -> None:
+    """Skip with a clear message outside CI; fail under CI, where everything must be present."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true but is not available")
+    pytest.skip(f"{what} is not available on this machine (CI would fail here)")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+                           *args], check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(tmp: Path, fixture: str = "minisuite") -> Path:
+    """A git repository holding a copy of a fixture suite, committed once."""
+    repo = tmp / fixture
+    shutil.copytree(FIXTURES / fixture, repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+def commit_change(repo: Path, path: str, old: str, new: str, message: str = "change") -> None:
+    file = repo / path
+    text = file.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    file.write_text(text.replace(old, new))
+    git(repo, "commit", "-q", "-am", message)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _testpilot_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("testpilot-home")
+    os.environ["TESTPILOT_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> str:
+    """One Prefect server for the whole session (about 8 s to start), for tests that run flows."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        url = PREFECT_API_URL.value()
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+        os.environ.pop("PREFECT_API_URL", None)
