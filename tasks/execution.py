@@ -14,13 +14,15 @@ from testpilot.execution.junit import parse_junit
 from testpilot.execution.local import run_local
 from testpilot.execution.outcome import shard_result
 from testpilot.results import ShardResult
+from testpilot.settings import get_settings
 
 _PASS_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER")
 
 
 def command_env(env: Environment, app: str, extra: dict[str, str]) -> dict[str, str]:
     """The test command's environment: a small allow-list of ours, never the worker's secrets."""
-    base = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ}
+    names = [*_PASS_THROUGH, *(n.strip() for n in get_settings().pass_env.split(",") if n.strip())]
+    base = {k: os.environ[k] for k in names if k in os.environ}
     python = env.python.get(app)
     path = os.environ.get("PATH", "/usr/bin:/bin")
     if python:

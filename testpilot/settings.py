@@ -16,6 +16,7 @@ class TestpilotSettings(BaseSettings):
                        description="Where local environments, venvs and caches live.")
     postgres_url: str | None = Field(None, description="Admin URL used to create per-environment databases.")
     mysql_url: str | None = Field(None, description="Admin URL used to create per-environment databases.")
+    pass_env: str = Field("", description="Comma-separated names of worker variables passed to test commands.")
     results_dir: Path = Field(Path("results"), description="Where junit.xml and report.json are written.")
 
 

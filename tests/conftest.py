@@ -11,6 +11,7 @@ import pytest
 
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ["TESTPILOT_PASS_ENV"] = "MINISUITE_DELAY,MINISUITE_TIMELINE"
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

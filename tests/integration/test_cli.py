@@ -1,0 +1,84 @@
+"""The ``testpilot`` command as users run it: a real process, real signals, a real Prefect server."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, commit_change, make_repo
+
+
+def cli(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=kw.pop("cwd", REPO), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, **kw)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("case", ["malformed", "missing-path", "bad-ref"])
+def test_config_errors_print_one_line_and_exit_2(tmp_path, case):
+    repo = make_repo(tmp_path)
+    suite = repo / "testpilot.yaml"
+    args = ["run", "--suite", str(suite)]
+    if case == "malformed":
+        suite.write_text("apps:\n  alpha: {path: apps/alpha\n")
+        expected = f"{suite}:3: malformed YAML"
+    elif case == "missing-path":
+        suite.write_text(suite.read_text().replace("path: apps/beta", "path: apps/gone"))
+        expected = f"{suite}:4 apps.beta.path: folder 'apps/gone' does not exist"
+    else:
+        args += ["--base", "no-such-branch"]
+        expected = "git ref 'no-such-branch' does not exist"
+    code, out, err = finish(cli(*args, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"}), timeout=60)
+    assert code == 2, (out, err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert expected in err
+
+
+def _timeline(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.flows
+def test_sigint_half_way_still_tears_down(prefect_api, tmp_path):
+    repo = make_repo(tmp_path)
+    commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "qty * price")
+    envs = Path(os.environ["TESTPILOT_HOME"]) / "envs"
+    proc = cli("run", "--suite", str(repo / "testpilot.yaml"), env={"MINISUITE_DELAY": "20"})
+    deadline = time.monotonic() + 120
+    while not (envs.exists() and any(envs.iterdir())):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no environment was provisioned"
+        time.sleep(0.2)
+    time.sleep(2)  # the tests are now running inside the environment
+    proc.send_signal(signal.SIGINT)
+    code, out, err = finish(proc, timeout=120)
+    assert code == 130, (out, err)
+    assert list(envs.iterdir()) == []
+
+
+@pytest.mark.flows
+def test_two_runs_on_a_pool_of_one_never_overlap(prefect_api, tmp_path):
+    repo = make_repo(tmp_path)
+    commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "qty * price")
+    timeline = tmp_path / "timeline.jsonl"
+    env = {"MINISUITE_TIMELINE": str(timeline), "MINISUITE_DELAY": "1"}
+    procs = [cli("run", "--suite", str(repo / "testpilot.yaml"), env=env) for _ in range(2)]
+    outcomes = [finish(p) for p in procs]
+    assert [c for c, _, _ in outcomes] == [0, 0], outcomes
+    spans: dict[str, tuple[float, float]] = {}
+    for row in _timeline(timeline):
+        start, end = spans.get(row["run"], (row["start"], row["end"]))
+        spans[row["run"]] = (min(start, row["start"]), max(end, row["end"]))
+    assert len(spans) == 2, spans
+    (a_start, a_end), (b_start, b_end) = sorted(spans.values())
+    assert a_end <= b_start, f"runs overlapped: {spans}"
+    assert {row["env"] for row in _timeline(timeline)} == {"local-0"}
