@@ -7,16 +7,23 @@ import urllib.request
 
 import pytest
 
-try:
-    import testpilot_pytest  # noqa: F401  (Testpilot's plugin, present when run through Testpilot)
-except ImportError:
+class _PlainRunFixtures:
+    """Stand-ins for the fixtures of Testpilot's plugin (``-p testpilot_pytest``) in plain pytest runs:
+    no inputs from earlier scenario steps, and published outputs go nowhere."""
+
     @pytest.fixture
-    def testpilot_inputs():
+    def testpilot_inputs(self):
         return {}
 
     @pytest.fixture
-    def testpilot_outputs():
+    def testpilot_outputs(self):
         return {}
+
+
+def pytest_configure(config):
+    # Checked on the loaded plugins, not on importability: the plugin may be installed but not enabled.
+    if not any(hasattr(p, "testpilot_outputs") for p in config.pluginmanager.get_plugins()):
+        config.pluginmanager.register(_PlainRunFixtures(), "testpilot-plain-run-fixtures")
 
 
 @pytest.fixture(autouse=True)
