@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+
 class _PlainRunFixtures:
     """Stand-ins for the fixtures of Testpilot's plugin (``-p testpilot_pytest``) in plain pytest runs:
     no inputs from earlier scenario steps, and published outputs go nowhere."""

@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+
 class _PlainRunFixtures:
     """Stand-ins for the fixtures of Testpilot's plugin (``-p testpilot_pytest``) in plain pytest runs:
     no inputs from earlier scenario steps, and published outputs go nowhere."""
