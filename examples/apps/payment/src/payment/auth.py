@@ -28,7 +28,8 @@ def verify_token(user_service_url: str, token: str, timeout: float = 5.0) -> dic
                                      headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (URL is config)
-            return json.loads(response.read())
+            user: dict[str, Any] = json.loads(response.read())
+            return user
     except urllib.error.HTTPError as exc:
         if exc.code == 401:
             raise Unauthorized("Unauthorized: Invalid token") from None

@@ -25,7 +25,8 @@ def parse_amount(text: str, currency: str) -> int:
     digits = DIGITS.get(currency.upper(), 2)
     if len(minor) > digits:
         raise ValueError(f"{currency.upper()} has {digits} decimals")
-    return int(major) * 10**digits + int(minor.ljust(digits, "0") or 0)
+    scale: int = 10**digits
+    return int(major) * scale + int(minor.ljust(digits, "0") or 0)
 
 
 def mask_card(number: str) -> str:
