@@ -1,0 +1,1 @@
+"""Payment service: fees, currencies, validation, a ledger, refunds and an HTTP API."""

@@ -1,0 +1,1 @@
+"""User service: accounts, password hashing, signed tokens and an HTTP API."""
