@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from prefect import flow
+from prefect.states import Failed, State
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -36,7 +37,7 @@ def _apps_in_order(selection: Selection, depends_on: dict[str, list[str]]) -> li
 @flow(name="testpilot-pipeline", task_runner=ThreadPoolTaskRunner(max_workers=int(os.environ.get(
       "TESTPILOT_MAX_PARALLEL", "4"))), on_crashed=[cleanup_hook], on_cancellation=[cleanup_hook])
 def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "HEAD", full: bool = False,
-             results_dir: str | None = None) -> dict[str, Any]:
+             results_dir: str | None = None) -> dict[str, Any] | State:
     """Run the tests a change affects (or all with ``full``) in locked, freshly reset environments."""
     started = time.monotonic()
     run_id = str(flow_run.id or "local")
@@ -87,5 +88,6 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                              results_dir=str(results_dir or get_settings().results_dir), run_id=run_id)
     set_progress(progress, 100)
     if summary["failed"]:
-        raise TestsFailed(summary["failed"], summary["tests"], summary["results_dir"])
+        error = TestsFailed(summary["failed"], summary["tests"], summary["results_dir"])
+        return Failed(message=str(error), data=error)  # a verdict, not a crash: no traceback in the log
     return summary

@@ -27,7 +27,10 @@ def command_env(env: Environment, app: str, extra: dict[str, str]) -> dict[str, 
     path = os.environ.get("PATH", "/usr/bin:/bin")
     if python:
         path = f"{Path(python).parent}{os.pathsep}{path}"
-    return {**base, "PATH": path, **env.env, **extra, "TESTPILOT_APP": app}
+    merged = {**base, "PATH": path, **env.env, **extra, "TESTPILOT_APP": app}
+    if "PYTHONPATH" in extra and "PYTHONPATH" in env.env:
+        merged["PYTHONPATH"] = os.pathsep.join((extra["PYTHONPATH"], env.env["PYTHONPATH"]))
+    return merged
 
 
 @task(name="run-shard", task_run_name="{app}[{shard}]", **TASK_DEFAULTS)
