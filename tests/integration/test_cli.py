@@ -82,3 +82,31 @@ def test_two_runs_on_a_pool_of_one_never_overlap(prefect_api, tmp_path):
     (a_start, a_end), (b_start, b_end) = sorted(spans.values())
     assert a_end <= b_start, f"runs overlapped: {spans}"
     assert {row["env"] for row in _timeline(timeline)} == {"local-0"}
+
+
+@pytest.mark.flows
+@pytest.mark.slow
+def test_demo_selects_catches_routes_and_leaves_run_in_prefect(prefect_api, tmp_path):
+    code, out, err = finish(cli("demo", env={"TESTPILOT_RESULTS_DIR": str(tmp_path)}), timeout=600)
+    assert code == 0, out + err
+    assert "Demo finished as expected" in out
+    selected = [line for line in out.splitlines() if line.startswith("  ") and ": " in line]
+    assert selected and all(line.split(": ", 1)[1] for line in selected)
+    total = int(out.split("Selected ")[1].split(" of ")[1].split()[0])
+    assert len(selected) < total
+    assert "tests/test_fees.py::test_bank_transfer_fee_is_capped category=product_bug owner=payments-team" in out
+    assert "Environment folders left behind: 0" in out
+    run_id = out.split("/runs/flow-run/")[1].split()[0]
+    listed = subprocess.run([sys.executable, "-m", "prefect", "flow-run", "ls"], capture_output=True, text=True,
+                            env={**os.environ, "PREFECT_API_URL": prefect_api, "COLUMNS": "300"})
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(run_id))
+        assert listed.returncode == 0 and run.name in listed.stdout and run.state_name == "Failed"
+        keys = {a.key for a in client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))}
+    assert {"testpilot-summary", "testpilot-results-example-shop"} <= keys
