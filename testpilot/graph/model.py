@@ -185,8 +185,9 @@ class Graph:
             raise GraphCycleError([before, before], [link])
         path = self._path(after, before)
         if path is not None:
-            # path runs after ~> before in execution order; read backwards it is the "needs" chain.
-            needs = [*reversed(path), before]
+            # path runs after ~> before in execution order; read backwards it is the "needs" chain,
+            # which the new link (after needs before) closes.
+            needs = [after, *reversed(path)]
             raise GraphCycleError(needs, [link, *self._links_along(path)])
         self._store(link)
         self._invalidate()
