@@ -74,7 +74,7 @@ def testpilot_outputs(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]
         try:
             json.dumps(value)
         except (TypeError, ValueError):
-            raise TypeError(f"testpilot output {key!r} of {request.node.nodeid} is a {type(value).__name__}, "
+            raise TypeError(f"testpilot output {key!r} of {request.node.nodeid} has type {type(value).__name__}, "
                             "which JSON cannot hold; publish str, int, float, bool, list or dict") from None
     published = request.config.stash.setdefault(_PUBLISHED, {})
     published.update(outputs)
