@@ -345,18 +345,16 @@ class Graph:
         return self._ordered(found)
 
     def _reach(self, start: str) -> set[str]:
-        # Level-by-level BFS with set.update over the raw adjacency dicts, so the inner loop runs in C:
-        # about 4x faster than nx.descendants when the answer is most of a 100k-node graph.
-        succ = self._g._succ
+        # Level-by-level BFS where set.union over the raw adjacency dicts does the inner loop in C:
+        # several times faster than nx.descendants when the answer is most of a 100k-node graph.
+        succ = self._g._succ.__getitem__
         seen = {start}
-        frontier = [start]
+        frontier = {start}
         while frontier:
-            level: set[str] = set()
-            for n in frontier:
-                level.update(succ[n])
+            level = set().union(*map(succ, frontier))
             level -= seen
             seen |= level
-            frontier = list(level)
+            frontier = level
         return seen
 
     def _path(self, start: str, goal: str) -> list[str] | None:

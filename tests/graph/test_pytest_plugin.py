@@ -35,7 +35,7 @@ def test_pay(testpilot_inputs, testpilot_outputs):
 def _pytest(folder: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("TESTPILOT_")}
     full.update(env, PYTHONPATH=str(folder / "_tp"), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", PLUGIN_MODULE, "--strict-markers", "-q",
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", PLUGIN_MODULE, "--strict-markers", "-q",  # noqa: S603
                            "-p", "no:cacheprovider", *args], cwd=folder, env=full, capture_output=True, text=True,
                           timeout=120, check=False)
 
