@@ -3,6 +3,7 @@
 from testpilot.graph.build import (
     EXECUTABLE_KINDS,
     app_id,
+    apply_states,
     build_graph,
     case_id,
     dataset_id,
@@ -37,7 +38,7 @@ from testpilot.graph.render import FORMATS, render_graph, resolve_node
 
 __all__ = [
     "EXECUTABLE_KINDS", "FORMATS", "Graph", "GraphCycleError", "GraphError", "Link", "LinkType", "Node",
-    "NodeKind", "NodeStatus", "UnknownNodeError", "app_id", "backlinks_text", "build_graph", "dataset_id",
+    "NodeKind", "NodeStatus", "UnknownNodeError", "app_id", "apply_states", "backlinks_text", "build_graph", "dataset_id",
     "env_id", "executable_dependencies", "from_dict", "from_json", "render_graph", "resolve_node",
     "scan_markers", "scan_source", "shard_id", "skip_reason", "step_id", "case_id", "to_dict", "to_dot",
     "to_json", "to_mermaid",

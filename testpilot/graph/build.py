@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from testpilot.graph.markers import scan_markers
-from testpilot.graph.model import Graph, LinkType, NodeKind
+from testpilot.graph.model import Graph, LinkType, NodeKind, NodeStatus
 from testpilot.scenarios.plan import plan_scenario
 from testpilot.suite import Suite
 
@@ -180,3 +180,24 @@ def skip_reason(dependencies: Iterable[str], states: Mapping[str, str]) -> str |
         if state in _NOT_RUN:
             return f"dependency {dep} {state}"
     return None
+
+
+_STATE_TO_STATUS = {
+    "completed": NodeStatus.PASSED, "passed": NodeStatus.PASSED, "cached": NodeStatus.PASSED,
+    "failed": NodeStatus.FAILED, "crashed": NodeStatus.FAILED, "error": NodeStatus.FAILED,
+    "timedout": NodeStatus.FAILED, "skipped": NodeStatus.SKIPPED, "blocked": NodeStatus.BLOCKED,
+    "cancelled": NodeStatus.CANCELLED, "cancelling": NodeStatus.CANCELLED, "running": NodeStatus.RUNNING,
+    "retrying": NodeStatus.RUNNING, "pending": NodeStatus.PENDING, "scheduled": NodeStatus.PENDING,
+    "late": NodeStatus.PENDING, "paused": NodeStatus.PENDING,
+}
+
+
+def apply_states(graph: Graph, states: Mapping[str, str], reasons: Mapping[str, str] | None = None) -> None:
+    """Set node statuses from final state names (Prefect's "Completed", "Failed", "Skipped"... or ours),
+    so ``to_mermaid`` colours the run summary. Unknown names leave a node pending; ``reasons`` are kept
+    in the node's metadata."""
+    for id, state in states.items():
+        if id in graph:
+            status = _STATE_TO_STATUS.get(state.lower().replace(" ", ""), NodeStatus.PENDING)
+            extra = {"reason": reasons[id]} if reasons and id in reasons else {}
+            graph.set_status(id, status, **extra)

@@ -15,7 +15,9 @@ from testpilot.graph import (
     GraphError,
     LinkType,
     NodeKind,
+    NodeStatus,
     UnknownNodeError,
+    apply_states,
     build_graph,
     executable_dependencies,
     from_json,
@@ -23,6 +25,7 @@ from testpilot.graph import (
     scan_markers,
     scan_source,
     skip_reason,
+    to_mermaid,
 )
 from testpilot.suite import Suite, parse_suite
 
@@ -246,3 +249,17 @@ def test_render_graph_formats_and_impact(tmp_path: Path) -> None:
         render_graph(suite, impact="paymnt")
     with pytest.raises(GraphError, match="unknown format"):
         render_graph(suite, fmt="svg")
+
+
+def test_apply_states_colours_the_run_summary(tmp_path: Path) -> None:
+    g = build_graph(_suite(tmp_path))
+    apply_states(g, {"app:user#0": "Failed", "app:payment#0": "Skipped", "step:checkout/test_login": "Completed",
+                     "app:infra#0": "Cancelled", "nope": "Failed"},
+                 reasons={"app:payment#0": "dependency app:user#0 failed"})
+    assert g.node("app:user#0").status is NodeStatus.FAILED
+    assert g.node("app:payment#0").metadata["reason"] == "dependency app:user#0 failed"
+    assert g.node("app:payment#1").status is NodeStatus.PENDING
+    mermaid = to_mermaid(g)
+    assert '["user shard 1/1 · failed"]:::failed' in mermaid
+    assert '(["checkout: test_login · passed"]):::passed' in mermaid
+    assert '["infra shard 1/1 · cancelled"]:::cancelled' in mermaid
