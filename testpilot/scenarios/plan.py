@@ -82,6 +82,16 @@ class StepResult:
     cause: Cause = ""
     reused: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for persisting a run's results so a later run can resume from them."""
+        return {"status": self.status, "outputs": dict(self.outputs), "reason": self.reason, "cause": self.cause,
+                "reused": self.reused}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepResult:
+        return cls(data["status"], dict(data.get("outputs", {})), data.get("reason", ""), data.get("cause", ""),
+                   bool(data.get("reused", False)))
+
 
 @dataclass(frozen=True)
 class StepDecision:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -182,7 +183,8 @@ def test_resume_runs_from_the_failed_step_without_repeating_passed_ones() -> Non
     assert counter == Counter({"test_login": 1, "test_create_payment": 1, "confirm": 1, "test_profile": 1,
                                "check-audit": 1})
     second_exec = _executor(GOOD, counter=counter)
-    second = run_scenario(plan, second_exec, previous=first.results)
+    persisted = json.loads(json.dumps({k: r.to_dict() for k, r in first.results.items()}))
+    second = run_scenario(plan, second_exec, previous={k: StepResult.from_dict(v) for k, v in persisted.items()})
     assert second.ran == ("confirm",)
     assert counter["test_login"] == counter["test_create_payment"] == 1 and counter["confirm"] == 2
     assert second_exec.seen_inputs == {"confirm": {"pid": 42}}  # type: ignore[attr-defined]
