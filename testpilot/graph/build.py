@@ -166,10 +166,12 @@ _FAILED = {"failed", "crashed", "error", "timedout"}
 _NOT_RUN = {"skipped", "blocked", "cancelled", "cancelling", "paused"}
 
 
-def skip_reason(dependencies: Iterable[str], states: Mapping[str, str]) -> str | None:
+def skip_reason(dependencies: Iterable[str], states: Mapping[str, str],
+                reasons: Mapping[str, str] | None = None) -> str | None:
     """Why a node must be skipped given its dependencies' final states (state names, any case), or None.
 
-    A failed dependency wins over a skipped one, so the message names the real cause.
+    A failed dependency wins over a skipped one. For a skipped dependency whose own skip reason is in
+    ``reasons``, that reason is passed on, so every node downstream names the dependency that failed.
     """
     deps = list(dependencies)
     for dep in deps:
@@ -178,7 +180,7 @@ def skip_reason(dependencies: Iterable[str], states: Mapping[str, str]) -> str |
     for dep in deps:
         state = states.get(dep, "").lower()
         if state in _NOT_RUN:
-            return f"dependency {dep} {state}"
+            return (reasons or {}).get(dep) or f"dependency {dep} {state}"
     return None
 
 

@@ -206,6 +206,9 @@ def test_skip_reason_names_the_failed_dependency() -> None:
     assert skip_reason(["a"], {"a": "Skipped"}) == "dependency a skipped"
     assert skip_reason(["a"], {"a": "COMPLETED"}) is None
     assert skip_reason([], {}) is None
+    # down a chain a -> b -> c, c names the root failure, not just its skipped neighbour
+    reasons = {"b": skip_reason(["a"], {"a": "Failed"}) or ""}
+    assert skip_reason(["b"], {"a": "Failed", "b": "Skipped"}, reasons) == "dependency a failed"
 
 
 def test_suite_cycle_names_the_declaring_fields(tmp_path: Path) -> None:
