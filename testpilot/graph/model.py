@@ -8,7 +8,9 @@ successor and the predecessor index, which is what stores every link together wi
 
 from __future__ import annotations
 
+import difflib
 import gc
+import json
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -44,17 +46,19 @@ class Graph:
     # -- building -------------------------------------------------------------------------------------
 
     def add_node(self, id: str, kind: NodeKind | str, label: str = "", *,
-                 status: NodeStatus | str = NodeStatus.PENDING, **metadata: Any) -> Node:
-        """Add a node, or update kind/label/status/metadata of an existing one."""
+                 status: NodeStatus | str | None = None, **metadata: Any) -> Node:
+        """Add a node (pending unless ``status`` is given), or update an existing one's kind, and its
+        label, status and metadata where given."""
         node = self._nodes.get(id)
         if node is None:
-            node = Node(id, NodeKind(kind), label, NodeStatus(status), dict(metadata))
+            node = Node(id, NodeKind(kind), label, NodeStatus(status or NodeStatus.PENDING), dict(metadata))
             self._nodes[id] = node
             self._g.add_node(id)
             self._invalidate()
         else:
-            node.kind, node.status = NodeKind(kind), NodeStatus(status)
+            node.kind = NodeKind(kind)
             node.label = label or node.label
+            node.status = NodeStatus(status) if status is not None else node.status
             node.metadata.update(metadata)
         return node
 
@@ -133,6 +137,7 @@ class Graph:
         self._invalidate()
 
     def remove_link(self, source: str, type: LinkType | str, target: str) -> None:
+        """Remove ``source --type--> target``; GraphError when there is no such link."""
         probe = Link(source, target, LinkType(type))
         u, v = probe.prerequisite, probe.dependent
         data = self._g._succ.get(u, {}).get(v)
@@ -144,6 +149,7 @@ class Graph:
         self._invalidate()
 
     def set_status(self, id: str, status: NodeStatus | str, **metadata: Any) -> None:
+        """Set a node's status; keyword arguments (e.g. ``reason=``) go into its metadata."""
         node = self.node(id)
         node.status = NodeStatus(status)
         node.metadata.update(metadata)
@@ -169,16 +175,19 @@ class Graph:
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def node(self, id: str) -> Node:
+        """The node with this id; UnknownNodeError (with close ids) when there is none."""
         self._require(id)
         return self._nodes[id]
 
     def nodes(self, kind: NodeKind | str | None = None) -> list[Node]:
+        """All nodes in insertion order, or those of one kind."""
         if kind is None:
             return list(self._nodes.values())
         kind = NodeKind(kind)
         return [n for n in self._nodes.values() if n.kind is kind]
 
     def links(self, type: LinkType | str | None = None) -> Iterator[Link]:
+        """Every link once, optionally of one type."""
         wanted = LinkType(type) if type is not None else None
         for _, _, data in self._g.edges(data=True):
             for link in data.values():
@@ -204,8 +213,6 @@ class Graph:
 
     def _require(self, id: str) -> None:
         if id not in self._nodes:
-            import difflib
-
             raise UnknownNodeError(id, difflib.get_close_matches(id, list(self._nodes), n=3))
 
     # -- queries --------------------------------------------------------------------------------------
@@ -287,6 +294,7 @@ class Graph:
         return self._layers
 
     def topological_order(self) -> list[str]:
+        """All node ids, each after its prerequisites (the layers, flattened)."""
         return [n for layer in self.layers() for n in layer]
 
     def _ordered(self, ids: set[str]) -> list[str]:
@@ -340,6 +348,4 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _link_key(link: Link) -> tuple[str, str, str, str]:
-    import json
-
     return (link.source, link.target, link.type.value, json.dumps(link.metadata, sort_keys=True))

@@ -149,6 +149,16 @@ def test_unknown_node_suggests_close_ids(g: Graph) -> None:
     assert "app:api" in err.value.suggestions and "did you mean" in str(err.value)
 
 
+def test_add_node_again_updates_without_resetting_state(g: Graph) -> None:
+    g.set_status("app:api", NodeStatus.PASSED)
+    g.add_node("app:api", NodeKind.APP, owner="team-pay")
+    node = g.node("app:api")
+    assert (node.status, node.label, node.metadata) == (NodeStatus.PASSED, "api", {"owner": "team-pay"})
+    g.add_node("app:api", NodeKind.APP, "API", status="failed")
+    assert (node.status, node.label) == (NodeStatus.FAILED, "API")
+    assert len(g) == 10 and "app:api" in g and [n.id for n in g.nodes("dataset")] == ["data:users"]
+
+
 def test_same_type_link_replaces_and_remove_link(g: Graph) -> None:
     g.add_link("app:api", "requires_resource", "resource:db", criticality="low")
     assert [x.metadata for x in g.links_from("app:api", "requires_resource")] == [{"criticality": "low"}]
