@@ -202,6 +202,10 @@ class Graph:
         """Backlinks: links whose target is ``id`` (``x --type--> id``), optionally of one type."""
         return [link for link in self._touching(id, type) if link.target == id]
 
+    def links_of(self, id: str, type: LinkType | str | None = None) -> list[Link]:
+        """Every link to or from ``id`` (its links and backlinks), optionally of one type."""
+        return list(self._touching(id, type))
+
     def _touching(self, id: str, type: LinkType | str | None) -> Iterator[Link]:
         self._require(id)
         wanted = LinkType(type) if type is not None else None

@@ -61,6 +61,9 @@ def test_links_are_stored_with_their_reverse_and_filter_by_type(g: Graph) -> Non
     assert [x.source for x in g.links_to("app:api", LinkType.DEPENDS_ON)] == ["app:web", "app:api#0",
                                                                             "step:pay/charge"]
     assert g.links_to("app:api", "feeds") == []
+    assert [x.describe() for x in g.links_of("app:api", "depends_on")] == [
+        "app:web depends_on app:api", "app:api#0 depends_on app:api", "step:pay/charge depends_on app:api"]
+    assert len(g.links_of("app:api")) == 6
     feed = g.links_from("step:pay/login", LinkType.FEEDS)[0]
     assert feed is g.links_to("step:pay/charge", LinkType.FEEDS)[0]
     assert (feed.prerequisite, feed.dependent) == ("step:pay/login", "step:pay/charge")
