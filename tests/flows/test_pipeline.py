@@ -36,7 +36,8 @@ def test_pipeline_selects_runs_reports_and_cleans_up(prefect_api, tmp_path):
     selected = {(t["app"], t["test_id"]) for t in report["selection"]["selected"]}
     assert selected == {("alpha", "tests/test_prices.py"), ("beta", "tests/test_more.py"),
                         ("beta", "tests/test_report.py")}
-    assert {(t["app"], t["test_id"]) for t in report["selection"]["skipped"]} == {("alpha", "tests/test_names.py")}
+    assert {(t["app"], t["test_id"]) for t in report["selection"]["skipped"]} == {
+        ("alpha", "tests/test_names.py"), ("gamma", "tests/test_maths.py")}
     assert all(t["reasons"] for t in report["selection"]["selected"])
     outcomes = {r["node_id"]: r["outcome"] for r in report["results"]}
     assert outcomes["tests/test_report.py::test_database_seeded"] == "passed"  # data was seeded
@@ -95,3 +96,38 @@ def test_lock_timeout_names_the_holder(prefect_api):
     finally:
         release.set()
         thread.join()
+
+
+def test_failed_node_skips_its_dependents_and_unrelated_branches_complete(prefect_api, tmp_path):
+    repo = make_repo(tmp_path)
+    commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "price * qty + 1")
+    state = pipeline(suite=str(repo / "testpilot.yaml"), full=True, results_dir=str(tmp_path / "results"),
+                     return_state=True)
+    assert state.is_failed()
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    by_name = {r.name: r.state for r in runs}
+    assert by_name["app:alpha#0"].name == "Failed"
+    for shard in ("app:beta#0", "app:beta#1"):
+        assert by_name[shard].name == "Skipped"
+        assert by_name[shard].message == "dependency app:alpha#0 failed"
+    assert by_name["app:gamma#0"].name == "Completed"
+    report = json.loads(next((tmp_path / "results").glob("*/report.json")).read_text())
+    assert report["nodes"]["app:beta#1"] == {"state": "Skipped", "reason": "dependency app:alpha#0 failed"}
+    summary = artifacts_of(state.state_details.flow_run_id)["testpilot-summary"].data
+    assert "```mermaid" in summary and "app:beta#0" in summary or "beta" in summary.split("```mermaid")[1]
+
+
+def test_fail_fast_cancels_pending_nodes(prefect_api, tmp_path):
+    repo = make_repo(tmp_path)
+    commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "price * qty + 1")
+    state = pipeline(suite=str(repo / "testpilot.yaml"), full=True, results_dir=str(tmp_path / "results"),
+                     max_parallel=1, fail_fast=True, return_state=True)
+    assert state.is_failed()
+    report = json.loads(next((tmp_path / "results").glob("*/report.json")).read_text())
+    nodes = report["nodes"]
+    assert nodes["app:alpha#0"]["state"] == "Failed"
+    cancelled = [n for n, v in nodes.items() if v["state"] == "Cancelled"]
+    assert cancelled and all("fail_fast" in nodes[n]["reason"] for n in cancelled)
