@@ -25,7 +25,7 @@ from testpilot.testdata.schema import FieldSpec, parse_field
 
 FAKER_KINDS = ("name", "email", "phone", "address", "text", "faker")
 DEFAULT_JSON_SCHEMA = {"reference": "pattern:[A-Z]{3}-[0-9]{6}", "score": "int:0..100", "verified": "bool"}
-_REDRAW_ROUNDS = 20
+_REDRAW_ROUNDS = 50
 
 
 class UniquenessError(ValueError):
@@ -148,19 +148,28 @@ def _make_unique(spec: FieldSpec, values: list[Any], rng: random.Random, path: t
 
 
 def _redraw(values: list[Any], draw: Callable[[int], list[Any]]) -> list[Any]:
+    """Redraw repeated values until all differ; gives up after ``_REDRAW_ROUNDS`` rounds without progress."""
     values = list(values)
-    for _ in range(_REDRAW_ROUNDS):
-        seen: set[Any] = set()
-        dupes = []
-        for i, v in enumerate(values):
-            if v in seen:
-                dupes.append(i)
-            seen.add(v)
-        if not dupes:
-            return values
+    seen: set[Any] = set()
+    dupes = []
+    for i, v in enumerate(values):
+        if v in seen:
+            dupes.append(i)
+        seen.add(v)
+    stale = 0
+    while dupes and stale < _REDRAW_ROUNDS:
+        left = []
         for i, v in zip(dupes, draw(len(dupes)), strict=True):
-            values[i] = v
-    raise UniquenessError(f"could not find {len(values)} distinct values; widen the field or lower count")
+            if v in seen:
+                left.append(i)
+            else:
+                seen.add(v)
+                values[i] = v
+        stale = stale + 1 if len(left) == len(dupes) else 0
+        dupes = left
+    if dupes:
+        raise UniquenessError(f"could not find {len(values)} distinct values; widen the field or lower count")
+    return values
 
 
 def suffix_duplicates(values: list[Any], *, email: bool = False) -> list[Any]:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
+from sqlalchemy.sql.schema import RETAIN_SCHEMA
 
 from testpilot.errors import ConfigError, InfrastructureError
 from testpilot.testdata.generate import GeneratedData, TableData, jsonable
@@ -171,8 +172,8 @@ def _metadata(conn: Connection | None, data: GeneratedData, schema: str | None, 
     assert conn is not None
     source = sa.MetaData()
     source.reflect(conn, schema=template)
-    for table in source.sorted_tables:
-        table.to_metadata(metadata, schema=schema)
+    for reflected in source.sorted_tables:
+        reflected.to_metadata(metadata, schema=schema if schema is not None else RETAIN_SCHEMA)
     known = {t.name: t for t in metadata.tables.values()}
     for name, generated in data.tables.items():
         if name not in known:

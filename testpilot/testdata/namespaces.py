@@ -22,7 +22,7 @@ from testpilot.errors import ConfigError, InfrastructureError
 
 PREFIX = "tp_"
 LABEL_MAX = 20
-_NAME = re.compile(r"^tp_([0-9a-f]{32})_([a-z0-9_]{1,%d})$" % LABEL_MAX)
+_NAME = re.compile(rf"^tp_([0-9a-f]{{32}})_([a-z0-9_]{{1,{LABEL_MAX}}})$")
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
             "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
 

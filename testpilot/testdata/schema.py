@@ -27,6 +27,7 @@ DEFAULT_RANGES: dict[str, tuple[Any, Any]] = {
     "timestamp": (dt.datetime(2020, 1, 1), dt.datetime(2025, 12, 31, 23, 59, 59)),
 }
 DEFAULT_NULL_RATIO = 0.1
+_TRAILING = re.compile(r"\s+(unique|nullable)(?:=([0-9.]+))?\s*$")
 
 
 class SpecError(ValueError):
@@ -97,7 +98,12 @@ def _shorthand(text: str) -> dict[str, Any]:
     name, colon, arg = head.partition(":")
     name = ALIASES.get(name.strip().lower(), name.strip().lower())
     if name in _VERBATIM:
-        return {"type": name, name: text.partition(":")[2]}
+        body, modifiers = text.partition(":")[2], {}
+        # Trailing ' unique' / ' nullable[=R]' are modifiers; a regex ending in them needs the dict form.
+        while (match := _TRAILING.search(body)) is not None:
+            modifiers[match.group(1)] = match.group(2) or True
+            body = body[:match.start()]
+        return {"type": name, name: body, **modifiers}
     out: dict[str, Any] = {"type": name}
     if colon:
         out["_arg"] = arg
