@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import psycopg
+import pymysql
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, Connection
@@ -129,15 +131,23 @@ def _load_sqlite(url: URL, data: GeneratedData, name: str, create: bool,
     partial = final.with_name(final.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
+        ddl: list[str] = []
         if create:
             metadata = _metadata(None, data, None, True, None)
         else:
             with connect_engine(url, "load") as source, source.connect() as conn:
                 metadata = _metadata(conn, data, None, False, None)
+                # SQLite's own DDL text, replayed as is: reflection would lose unnamed UNIQUE constraints.
+                ddl = list(conn.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+                    "ORDER BY rowid").scalars())
         with connect_engine(url.set(database=str(partial)), "load") as engine, _load_errors(url):
             with engine.begin() as conn:
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                metadata.create_all(conn)
+                if create:
+                    metadata.create_all(conn)
+                for statement in ddl:
+                    conn.exec_driver_sql(statement)
                 tables = _load_order(metadata, data)
                 for table in tables:
                     _insert(conn, table, data.tables[table.name])
@@ -152,8 +162,9 @@ def _load_sqlite(url: URL, data: GeneratedData, name: str, create: bool,
 def _load_errors(url: URL) -> Iterator[None]:
     try:
         yield
-    except sa.exc.DBAPIError as exc:
-        raise InfrastructureError(f"loading test data failed: {exc.orig}", host=url.host or "", phase="load",
+    except (sa.exc.DBAPIError, psycopg.Error, pymysql.Error) as exc:  # COPY raises psycopg's own errors
+        reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        raise InfrastructureError(f"loading test data failed: {reason}", host=url.host or "", phase="load",
                                   hint="nothing was written; check the data against the tables") from None
 
 
