@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from faker import Faker
 from faker.providers import BaseProvider
 
 POOL_SIZE = 1000
+_FAKER_LOCK = threading.RLock()
 _DIGITS = "0123456789"
 # Faker attributes that are not value providers, so ``faker:<name>`` must not reach them.
 _NOT_PROVIDERS = frozenset({"seed", "seed_instance", "seed_locale", "unique", "optional", "random",
@@ -54,11 +56,19 @@ def provider_method(locale: str, provider: str) -> Callable[..., Any] | None:
 
 @functools.lru_cache(maxsize=256)
 def _pool(locale: str, provider: str, args_json: str, size: int, seed: int) -> tuple[Any, ...]:
-    fake = faker_for(locale)
-    fake.seed_instance(seed)
-    method = getattr(fake, provider)
     args = json.loads(args_json)
-    return tuple(method(**args) for _ in range(size))
+    # One Faker per locale is shared, and seeding it is global to that instance: threads (a Prefect task
+    # runner) must not interleave, or the pools would depend on timing.
+    with _FAKER_LOCK:
+        fake = faker_for(locale)
+        fake.seed_instance(seed)
+        method = getattr(fake, provider)
+        return tuple(method(**args) for _ in range(size))
+
+
+def clear_cache() -> None:
+    """Forget cached pools (benchmarks use it so that every run pays for its Faker calls)."""
+    _pool.cache_clear()
 
 
 def pool(locale: str, provider: str, size: int, seed: int, args: dict[str, Any] | None = None) -> list[Any]:

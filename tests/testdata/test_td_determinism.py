@@ -38,7 +38,7 @@ print(json.dumps([dataset_identity(datasets), rows_checksum(generate(datasets))]
 
 def _in_fresh_process(raw: dict, hash_seed: str) -> list[str]:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(raw)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(raw)], capture_output=True, text=True,  # noqa: S603
                          env=env, check=True, timeout=120)
     return json.loads(out.stdout)
 

@@ -84,7 +84,7 @@ def test_pattern_json_and_template():
                for p in cols["profile"])
     for first, last, login, greeting in zip(cols["first"], cols["last"], cols["login"], cols["greeting"],
                                             strict=True):
-        assert login.startswith(first.lower() + ".") and login.endswith("@example.com")
+        assert login == f"{first.lower()}.{re.sub('[^a-z0-9]+', '.', last.lower()).strip('.')}@example.com"
         assert greeting == f"Hi {first}, {{literal}}"
 
 

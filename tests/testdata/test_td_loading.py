@@ -201,7 +201,7 @@ time.sleep(120)
 def test_gc_removes_what_a_killed_run_left(db_url, example, request):
     dead, alive = str(uuid.uuid4()), str(uuid.uuid4())
     load(db_url, generate(example), run_id=alive, label="live")
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, db_url, dead, str(request.path.parent)],
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, db_url, dead, str(request.path.parent)],  # noqa: S603
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "loaded"
