@@ -84,3 +84,21 @@ def test_uniqueness_that_only_fails_at_generation_is_still_a_config_error():
 def test_example_datasets_are_valid(example):
     parsed = validate_datasets(example)
     assert parsed["payment_methods"]["user_id"].ref == "users.id"
+
+
+def test_the_suite_example_parses_from_yaml():
+    import yaml
+
+    from testpilot.suite import parse_suite
+
+    text = """
+apps: {shop: {path: shop, test_command: pytest}}
+data:
+  users: {count: 10, schema: {id: uuid, name: name, email: email, created_at: timestamp}}
+  payment_methods: {count: 5, schema: {id: uuid, user_id: "ref:users.id",
+                    type: "enum:credit_card,paypal,bank_transfer", details: json}}
+"""
+    suite = parse_suite(yaml.safe_load(text))
+    parsed = validate_datasets(suite.data)
+    assert parsed["payment_methods"]["type"].values == ("credit_card", "paypal", "bank_transfer")
+    assert generate(suite.data).counts() == {"users": 10, "payment_methods": 5}
