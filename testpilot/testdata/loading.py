@@ -47,6 +47,7 @@ class LoadReport:
 
     namespace: str
     url: str
+    identity: str
     dialect: str
     method: str
     row_counts: dict[str, int]
@@ -75,8 +76,8 @@ def load(url: str, data: GeneratedData, *, run_id: str, label: str = "default", 
     else:
         counts, sample = _load_sqlite(parsed, data, name, create_tables, sample_rows)
     shown = sa.engine.make_url(namespace_url(url, run_id, label)).render_as_string(hide_password=True)
-    return LoadReport(name, shown, dialect, "copy" if dialect == "postgresql" else "insert", counts, sample,
-                      clock() - started)
+    return LoadReport(name, shown, data.identity, dialect, "copy" if dialect == "postgresql" else "insert",
+                      counts, sample, clock() - started)
 
 
 def _load_postgres(url: URL, data: GeneratedData, name: str, create: bool, template: str | None,
@@ -254,26 +255,42 @@ def _copy(conn: Connection, table: sa.Table, data: TableData) -> None:
     names = ", ".join(preparer.quote_identifier(c) for c in data.columns)
     raw = conn.connection.driver_connection
     assert raw is not None
-    convert = [_needs_json(table.c[c].type) for c in data.columns]
+    # COPY takes JSON as text whatever the column type.
+    rows = _serialize(data, [True] * len(data.columns))
     with raw.cursor() as cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
-        if any(convert):
-            for row in data.rows:
-                copy.write_row([json.dumps(jsonable(v)) if c and v is not None else v
-                                for v, c in zip(row, convert, strict=True)])
-        else:
-            for row in data.rows:
-                copy.write_row(row)
+        for row in rows:
+            copy.write_row(row)
 
 
-def _needs_json(col_type: Any) -> bool:
-    return isinstance(col_type, sa.JSON)
+def _serialize(data: TableData, text_json: list[bool]) -> list[tuple[Any, ...]] | list[list[Any]]:
+    """Rows with dict/list values as JSON text where ``text_json`` says the column wants text."""
+    nested = [i for i, c in enumerate(data.columns) if text_json[i] and _has_nested(data, c)]
+    if not nested:
+        return data.rows
+    out = []
+    for row in data.rows:
+        values = list(row)
+        for i in nested:
+            if isinstance(values[i], dict | list):
+                values[i] = json.dumps(jsonable(values[i]))
+        out.append(values)
+    return out
+
+
+def _has_nested(data: TableData, column: str) -> bool:
+    spec = data.specs.get(column)
+    if spec is not None and spec.type == "json":
+        return True
+    i = data.columns.index(column)
+    return any(isinstance(row[i], dict | list) for row in data.rows[:100])
 
 
 def _insert(conn: Connection, table: sa.Table, data: TableData) -> None:
     statement = table.insert()
     columns = data.columns
-    for start in range(0, len(data.rows), _BATCH):
-        batch = [dict(zip(columns, row, strict=True)) for row in data.rows[start:start + _BATCH]]
+    rows = _serialize(data, [not isinstance(table.c[c].type, sa.JSON) for c in columns])
+    for start in range(0, len(rows), _BATCH):
+        batch = [dict(zip(columns, row, strict=True)) for row in rows[start:start + _BATCH]]
         conn.execute(statement, batch)
 
 

@@ -93,8 +93,11 @@ def _sqlite_base(url: URL) -> Path:
 
 
 def namespace_url(url: str, run_id: str, label: str = "default") -> str:
-    """The URL an app uses to see this run's data (search_path, database or file swapped in)."""
-    parsed, name = engine_url(url), namespace_name(run_id, label)
+    """The URL an app uses to see this run's data (search_path, database or file swapped in).
+
+    The URL keeps the scheme it was given (``postgresql://`` stays libpq-readable).
+    """
+    parsed, name = make_url(url), namespace_name(run_id, label)
     dialect = dialect_of(parsed)
     if dialect == "postgresql":
         parsed = parsed.update_query_dict({"options": f"-csearch_path={name}"})

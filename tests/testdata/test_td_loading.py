@@ -17,7 +17,6 @@ import sqlalchemy as sa
 
 from testpilot.errors import InfrastructureError
 from testpilot.testdata import (
-    DatasetConfig,
     drop_run_data,
     export_csv,
     export_json,
@@ -63,6 +62,7 @@ def test_example_loads_with_foreign_keys_intact(db_url, example):
     try:
         report = load(db_url, data, run_id=run, label="staging")
         assert report.row_counts == {"users": 10, "payment_methods": 5}
+        assert report.identity == data.identity and "tp_" in report.url
         assert report.sample["users"][0]["id"] in data.tables["users"].column("id")
         with connected(namespace_url(db_url, run, "staging")) as conn:
             fks = sa.inspect(conn).get_foreign_keys("payment_methods")
@@ -114,13 +114,8 @@ def template_tables(url: str, *, unique_type: bool = False) -> Iterator[str | No
         engine.dispose()
 
 
-def _as_text_details(example: dict[str, DatasetConfig]) -> dict[str, DatasetConfig]:
-    pm = example["payment_methods"]
-    return {**example, "payment_methods": pm.model_copy(update={"fields": {**pm.fields, "details": "text"}})}
-
-
 def test_existing_tables_are_reflected_and_copied_into_the_run(db_url, example):
-    data = generate(_as_text_details(example))
+    data = generate(example)  # details is json; the app's column is TEXT, so it gets JSON text
     run = str(uuid.uuid4())
     with template_tables(db_url) as template:
         try:
@@ -133,6 +128,9 @@ def test_existing_tables_are_reflected_and_copied_into_the_run(db_url, example):
                         if ix["column_names"] == ["type"]] == ["ix_pm_type"]
                 # Columns the dataset does not fill get the table's defaults.
                 assert set(conn.execute(sa.text("SELECT plan FROM users")).scalars()) == {"free"}
+                stored = dict(conn.execute(sa.text("SELECT id, details FROM payment_methods")).all())
+                assert {k: json.loads(v) for k, v in stored.items()} == {
+                    row[0]: row[3] for row in data.tables["payment_methods"].rows}
             if template is not None:  # the template itself stays empty
                 with connected(db_url) as conn:
                     assert conn.execute(sa.text(f"SELECT count(*) FROM {template}.users")).scalar_one() == 0
@@ -143,7 +141,7 @@ def test_existing_tables_are_reflected_and_copied_into_the_run(db_url, example):
 def test_a_failed_load_rolls_back_and_leaves_nothing(db_url, example, tmp_path):
     # payment_methods.type is UNIQUE in the app's tables, but 5 rows share 3 types: the second table fails
     # after the first one was written.
-    data = generate(_as_text_details(example))
+    data = generate(example)
     run = str(uuid.uuid4())
     with template_tables(db_url, unique_type=True) as template:
         with pytest.raises(InfrastructureError, match="loading test data failed") as caught:
