@@ -109,7 +109,8 @@ def faker_column(kind: str, n: int, locale: str, seed: int, rng: random.Random, 
         if small:
             return pool(locale, "email", size, seed)
         users = pool(locale, "user_name", size, derive_seed(seed, "user"))
-        domains = sorted(set(pool(locale, "free_email_domain", 50, derive_seed(seed, "domain"))))
+        # Reserved example domains only, as Faker's own email() uses: test data must never reach real inboxes.
+        domains = sorted(set(pool(locale, "safe_domain_name", 50, derive_seed(seed, "domain"))))
         r = rng.random
         # Most real addresses past the first few thousand carry a number; it also spreads collisions.
         return [f"{u}{int(r() * 9999) + 1 if r() < 0.7 else ''}@{d}"

@@ -87,6 +87,8 @@ def validate_datasets(datasets: Mapping[str, DatasetConfig], *, source: str = ""
 def _check_fields(check: _Checker, name: str, config: DatasetConfig,
                   parsed: Mapping[str, dict[str, FieldSpec]]) -> None:
     fields = parsed[name]
+    if not fields:
+        raise check.error(name, None, "the schema has no fields", "declare at least one field, e.g. id: uuid")
     per_parent = [f for f, s in fields.items() if s.per_parent is not None]
     if len(per_parent) > 1:
         raise check.error(name, per_parent[1], "only one ref per dataset may set per_parent",

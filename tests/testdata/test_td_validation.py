@@ -70,6 +70,8 @@ def test_ref_cycle_and_unknown_locale():
     with pytest.raises(ConfigError, match="refs form a cycle"):
         validate_datasets({"a": DatasetConfig(schema={"id": "uuid", "b": "ref:b.id"}),
                            "b": DatasetConfig(schema={"id": "uuid", "a": "ref:a.id"})})
+    with pytest.raises(ConfigError, match="dataset 'a': the schema has no fields"):
+        validate_datasets({"a": DatasetConfig(schema={})})
     with pytest.raises(ConfigError, match="unknown Faker locale 'xx_XX'"):
         validate_datasets({"a": DatasetConfig(schema={"id": "uuid"}, locale="xx_XX")})
 
