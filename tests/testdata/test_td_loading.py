@@ -263,3 +263,14 @@ def test_export_json_and_csv(tmp_path, example):
     assert [r["user_id"] for r in rows] == data.tables["payment_methods"].column("user_id")
     assert json.loads(rows[0]["details"]) == data.tables["payment_methods"].rows[0][3]
     assert len(csv_files) == 2
+
+
+def test_gc_removes_a_sqlite_file_left_half_written(sqlite_url, tmp_path):
+    # A run killed during a SQLite load leaves only the *.partial file; it is still found and reaped.
+    run = str(uuid.uuid4())
+    partial = tmp_path / f"app.tp_{uuid.UUID(run).hex}_ci.db.partial"
+    partial.write_bytes(b"half")
+    assert [ns.run_id for ns in list_namespaces(sqlite_url)] == [run]
+    assert gc(sqlite_url, lambda run_id: False) == []
+    assert gc(sqlite_url, lambda run_id: run_id == run) == [f"tp_{uuid.UUID(run).hex}_ci"]
+    assert not partial.exists()
