@@ -37,7 +37,9 @@ def categorise_and_sign(records: Sequence[FailureRecord], config: FailuresConfig
     config = config or FailuresConfig()
     categoriser = Categoriser(config)
     project = tuple(config.project_paths)
-    return [categoriser.categorise(r) for r in records], [signature_of(r, project) for r in records]
+    categories = [categoriser.categorise(r) for r in records]
+    return categories, [signature_of(r, project, system=c.defect_type == "system")
+                        for r, c in zip(records, categories, strict=True)]
 
 
 def analyse_failures(

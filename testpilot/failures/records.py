@@ -10,13 +10,13 @@ from typing import Literal, get_args
 from pydantic import BaseModel, Field
 
 from testpilot.errors import ExecutionTimeout, InfrastructureError, LockTimeout, TestpilotError
-from testpilot.failures.frames import final_exception_type, split_exception
+from testpilot.failures.frames import exception_lines, final_exception_type, split_exception
 from testpilot.results import Outcome, TestResult
 
 Phase = Literal["collection", "setup", "test", "teardown", "provision", "seed", "scenario", "release", "lock"]
 _PHASES = frozenset(get_args(Phase))
 
-_PYTEST_PHASE = re.compile(r'^failed on (?P<phase>setup|teardown) with "(?P<msg>.*)"\s*$', re.S)
+_PYTEST_PHASE = re.compile(r'^failed on (?P<phase>setup|teardown) with "(?P<msg>.*?)"?\s*$', re.S)
 _MAX_TEXT = 20_000  # keep a record small enough to ship in artifacts; the tail holds the exception
 
 
@@ -58,8 +58,13 @@ def record_from_result(result: TestResult, reruns: Sequence[TestResult | Outcome
     exc_type, text = split_exception(message)
     if not exc_type:
         exc_type = final_exception_type(result.traceback)
-    if exc_type and not text and "\n" not in message:
-        text = message
+    if phase in ("collection", "setup", "teardown") and not split_exception(message)[0]:
+        # "collection failure" or a fixture-lookup listing: the telling line is the last E line.
+        lines = exception_lines(result.traceback)
+        if lines:
+            line_type, text = split_exception(lines[-1])
+            exc_type = line_type or exc_type
+            text = text if line_type else lines[-1]
     output = "\n".join(part for part in (result.stdout, result.stderr) if part)
     return FailureRecord(
         test_id=result.node_id, app=result.app, environment=result.environment, host=result.host,

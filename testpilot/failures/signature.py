@@ -62,17 +62,19 @@ def _project_frames(frames: list[Frame], project_paths: tuple[str, ...]) -> list
     return [f for f in frames if not f.is_library]
 
 
-def key_frames(frames: list[Frame], project_paths: tuple[str, ...] = ()) -> list[str]:
+def key_frames(frames: list[Frame], project_paths: tuple[str, ...] = (), *, test_file: bool = True) -> list[str]:
     """Innermost project frames (``dir/file.py:function``), without line numbers so edits do not split.
 
     The test function itself is left out when deeper project frames exist, and reduced to its file when
     it is the only one: one root cause hits many tests, and their names must not split its cluster.
+    With ``test_file=False`` (infrastructure failures) that file is left out too: a refused database
+    is one cause whichever test met it.
     """
     project = _project_frames(frames, project_paths)
-    inner = [f for f in project if not (f.is_test and f.function.startswith("test"))]
+    inner = [f for f in project if not (f.is_test and (not f.function or f.function.startswith("test")))]
     if inner:
         return [f"{f.short_path}:{f.function}" for f in inner[-TOP_FRAMES:]]
-    return [project[-1].short_path] if project else []
+    return [project[-1].short_path] if project and test_file else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +103,10 @@ def tokenise(exception_type: str, message: str, frames: tuple[str, ...]) -> froz
     return frozenset(tokens)
 
 
-def signature_of(record: FailureRecord, project_paths: tuple[str, ...] = ()) -> Signature:
-    """The signature of one failure."""
+def signature_of(record: FailureRecord, project_paths: tuple[str, ...] = (), *, system: bool = False) -> Signature:
+    """The signature of one failure; ``system`` (an infrastructure failure) drops the test's own file."""
     exc = record.exception_type.rsplit(".", 1)[-1] or "Failure"
-    message = normalise_message(record.message)
-    frames = tuple(key_frames(parse_frames(record.traceback), project_paths))
+    # A KeyError's message is only the missing key, which is data: the frame says where the cause is.
+    message = "<key>" if exc == "KeyError" else normalise_message(record.message)
+    frames = tuple(key_frames(parse_frames(record.traceback), project_paths, test_file=not system))
     return Signature(exc, message, frames, tokenise(exc, message, frames))

@@ -34,7 +34,7 @@ from testpilot.failures.records import record_from_error  # noqa: E402
 from testpilot.results import TestResult  # noqa: E402
 
 OUT = HERE / "corpus" / "corpus.json"
-MAX_TRACE = 4000  # the tail holds the exception; the head is long library source listings
+MAX_TRACE = 3000  # the tail holds the exception; the head is long library source listings
 
 
 def _node_id(case: junitparser.TestCase) -> str:
@@ -158,7 +158,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
         entries = pytest_entries(Path(tmp)) + error_entries()
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    # One entry per line: small, and a re-collection diffs line by line.
+    OUT.write_text("[\n" + ",\n".join(json.dumps(e, sort_keys=True) for e in entries) + "\n]\n")
     by_cat: dict[str, int] = {}
     for e in entries:
         by_cat[e["expected"]] = by_cat.get(e["expected"], 0) + 1
