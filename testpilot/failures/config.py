@@ -18,24 +18,24 @@ class CategoryRule(BaseModel):
     exception_types: list[str] = Field(default_factory=list,
                                        description="Exception class names, short (``IntegrityError``) or dotted.")
     defect_type: DefectType | None = Field(
-        None, description="ReportPortal-style defect type; default: the one the built-in rules give the failure.")
-    hint: str = Field("", description="Shown with every failure of this category.")
+        default=None, description="ReportPortal-style defect type; default: the one the built-in rules give the failure.")
+    hint: str = Field(default="", description="Shown with every failure of this category.")
 
 
 class FailuresConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     categories: list[CategoryRule] = Field(default_factory=list, description="Applied in order, before built-ins.")
     routing: dict[str, str] = Field(default_factory=dict, description="Category name -> team.")
-    reruns: int = Field(0, ge=0, description="Re-run failed tests this many times to detect flakiness.")
-    similarity: float = Field(0.8, gt=0, le=1, description="Token-set similarity to join a cluster.")
+    reruns: int = Field(default=0, ge=0, description="Re-run failed tests this many times to detect flakiness.")
+    similarity: float = Field(default=0.8, gt=0, le=1, description="Token-set similarity to join a cluster.")
     hints: dict[str, str] = Field(default_factory=dict,
                                   description="Category name -> hint; overrides the built-in hint.")
     project_paths: list[str] = Field(
         default_factory=list,
         description="Path prefixes of project code in tracebacks; default: any frame outside site-packages.")
-    codeowners: str | None = Field(None, description="CODEOWNERS file, relative to the repository root.")
-    default_team: str = Field("", description="Receiver of clusters that no rule or owner claims.")
-    dirty_host_rate: float = Field(0.5, gt=0, le=1,
+    codeowners: str | None = Field(default=None, description="CODEOWNERS file, relative to the repository root.")
+    default_team: str = Field(default="", description="Receiver of clusters that no rule or owner claims.")
+    dirty_host_rate: float = Field(default=0.5, gt=0, le=1,
                                    description="System-failure rate over recent runs that marks a host dirty.")
-    dirty_host_min_runs: int = Field(3, ge=1, description="Runs on a host before it can be marked dirty.")
-    host_window: int = Field(10, ge=1, description="Recent runs per host used for its failure rate.")
+    dirty_host_min_runs: int = Field(default=3, ge=1, description="Runs on a host before it can be marked dirty.")
+    host_window: int = Field(default=10, ge=1, description="Recent runs per host used for its failure rate.")

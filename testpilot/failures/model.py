@@ -11,7 +11,7 @@ class ClusterReport(BaseModel):
     id: str = Field(description="Stable key of the cluster's leading signature; the same cause keeps it across runs.")
     signature: str
     exception_type: str = ""
-    message: str = Field("", description="Normalised message (volatile parts replaced).")
+    message: str = Field(default="", description="Normalised message (volatile parts replaced).")
     frames: list[str] = Field(default_factory=list)
     tokens: list[str] = Field(default_factory=list, description="Token set used to match near-duplicates.")
     category: str = "unclassified"
@@ -25,7 +25,7 @@ class ClusterReport(BaseModel):
     environments: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list)
     phases: list[str] = Field(default_factory=list)
-    example: str = Field("", description="The leading failure's message, redacted and shortened.")
+    example: str = Field(default="", description="The leading failure's message, redacted and shortened.")
     likely_cause: str = ""
     suggestions: list[str] = Field(default_factory=list)
     hint: str = ""
@@ -38,8 +38,8 @@ class ClusterReport(BaseModel):
     occurrences: int = 0
     runs_seen: int = 0
     new: bool = True
-    matched: str = Field("", description="How it matched history: 'id', 'similar 0.86' or ''.")
-    nearest: str = Field("", description="For unclassified clusters: the nearest known cluster's id.")
+    matched: str = Field(default="", description="How it matched history: 'id', 'similar 0.86' or ''.")
+    nearest: str = Field(default="", description="For unclassified clusters: the nearest known cluster's id.")
     nearest_signature: str = ""
     nearest_category: str = ""
     nearest_similarity: float = 0.0

@@ -31,7 +31,7 @@ class FailureRecord(BaseModel):
     exception_type: str = ""
     message: str = ""
     traceback: str = ""
-    output: str = Field("", description="Captured stdout/stderr or log lines.")
+    output: str = Field(default="", description="Captured stdout/stderr or log lines.")
     duration: float = 0.0
     rerun_outcomes: list[Outcome] = Field(default_factory=list,
                                           description="Outcomes of automatic re-runs, in order.")

@@ -9,8 +9,8 @@ from testpilot.failures.signature import key_frames, normalise_message, signatur
 LONG = """def test_total():
 >       assert pricing.total([1.0]) == 2.0
 
-tests/test_pricing.py:7: 
-_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ 
+tests/test_pricing.py:7:{SP}
+_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _{SP}
 
 prices = [1.0]
 
@@ -18,7 +18,7 @@ prices = [1.0]
 >       return prices[0] / 0
 E       ZeroDivisionError: float division by zero
 
-shop/pricing.py:3: ZeroDivisionError"""
+shop/pricing.py:3: ZeroDivisionError""".replace("{SP}", " ")  # pytest ends these lines with a space
 
 NATIVE = """Traceback (most recent call last):
   File "/srv/app/shop/pricing.py", line 12, in total
