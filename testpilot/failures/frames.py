@@ -55,12 +55,16 @@ def parse_frames(traceback: str) -> list[Frame]:
     frames: list[Frame] = []
     block_def = ""
     for line in traceback.splitlines():
-        if _SEPARATOR.match(line):
+        # Cheap substring checks first: most lines are source code, and this runs for every failure.
+        if line.startswith("_") and _SEPARATOR.match(line):
             block_def = ""
             continue
-        found = _DEF.match(line)
-        if found and not block_def:
-            block_def = found.group(1)
+        if "def " in line and not block_def:
+            found = _DEF.match(line)
+            if found:
+                block_def = found.group(1)
+        if ".py" not in line:
+            continue
         m = _PYTEST_LOC.match(line) or _NATIVE_LOC.match(line) or _FIXTURE_LOC.match(line)
         if m is None:
             continue

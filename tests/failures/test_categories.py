@@ -82,3 +82,14 @@ def test_hints_configurable_per_category():
     c = Categoriser(FailuresConfig(hints={"environment": "ask #infra"}))
     assert c.hint("environment") == "ask #infra"
     assert c.hint("timeout")
+
+
+@pytest.mark.parametrize("pattern,text", [
+    (r"Invalid token", "ERROR: INVALID TOKEN given"),
+    (r"\S+Error: (?P<Who>\w+) [A-Z]{2}\d", "x ValidationError: field AB1"),
+    (r"(?P<code>4\d\d) Client Error", "401 client error"),
+])
+def test_configured_patterns_match_case_insensitively(pattern, text):
+    config = FailuresConfig(categories=[CategoryRule(name="mine", patterns=[pattern])])
+    assert Categoriser(config).categorise(rec("X", text)).category == "mine"
+    assert Categoriser(config).categorise(rec("X", "nothing to see")).category != "mine"
