@@ -17,7 +17,7 @@ from testpilot.failures.notify import (
     notifications,
     redact,
 )
-from testpilot.failures.records import FailureRecord, record_from_error, record_from_result
+from testpilot.failures.records import FailureRecord, record_from_error, record_from_result, records_from_shard
 from testpilot.failures.report import cluster_rows, render_text, report_section
 from testpilot.failures.routing import CodeOwners, decide_route
 from testpilot.failures.signature import Signature, normalise_message, signature_of
@@ -28,6 +28,6 @@ __all__ = [
     "FailureAnalysis", "FailureRecord", "HostRun", "Signature", "analyse_failures", "categorise_and_sign",
     "changed_file_suspects", "cluster_event", "cluster_rows", "cluster_signatures", "decide_flaky",
     "decide_route", "flip_rate", "host_stats", "is_dirty", "issue_payload", "jaccard", "match_history",
-    "normalise_message", "notification_payload", "notifications", "record_from_error", "record_from_result",
+    "normalise_message", "notification_payload", "notifications", "record_from_error", "record_from_result", "records_from_shard",
     "redact", "render_text", "report_section", "reruns_needed", "signature_of", "updated_history",
 ]

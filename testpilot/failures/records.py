@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 import traceback as tb
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 from testpilot.errors import ExecutionTimeout, InfrastructureError, LockTimeout, TestpilotError
 from testpilot.failures.frames import exception_lines, final_exception_type, split_exception
-from testpilot.results import Outcome, TestResult
+from testpilot.results import Outcome, ShardResult, TestResult
 
 Phase = Literal["collection", "setup", "test", "teardown", "provision", "seed", "scenario", "release", "lock"]
 _PHASES = frozenset(get_args(Phase))
@@ -101,3 +101,24 @@ def record_from_error(error: BaseException, *, test_id: str = "", app: str = "",
         environment=environment, host=host or err_host, phase=phase,  # type: ignore[arg-type]
         exception_type=type(error).__name__, message=_tail(message), traceback=_tail(trace),
         output=_tail(output), duration=duration)
+
+
+def records_from_shard(shard: ShardResult, reruns: Mapping[str, Sequence[TestResult | Outcome]] | None = None,
+                       ) -> list[FailureRecord]:
+    """Records for a shard's failed tests, plus one for a timeout or stream abort that JUnit cannot show.
+
+    ``reruns`` maps node id -> results of its automatic re-runs.
+    """
+    reruns = reruns or {}
+    records = [record_from_result(r, reruns.get(r.node_id, ())) for r in shard.results if r.failed]
+    where = {"app": shard.app, "environment": shard.environment, "host": shard.host, "duration": shard.duration,
+             "output": _tail(shard.output_tail)}
+    if shard.timed_out:
+        records.append(FailureRecord(test_id=f"shard:{shard.app}#{shard.shard}", phase="test",
+                                     exception_type="ExecutionTimeout",
+                                     message=f"shard {shard.shard} of {shard.app} ran past its timeout "
+                                             f"after {shard.duration:.0f}s", **where))
+    if shard.aborted:
+        records.append(FailureRecord(test_id=f"shard:{shard.app}#{shard.shard}", phase="test",
+                                     exception_type="StreamAbort", message=shard.aborted, **where))
+    return records

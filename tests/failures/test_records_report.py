@@ -61,3 +61,21 @@ def test_outputs_table_rows_report_json_and_text():
     assert text == render_text(analysis)
     assert "Run run-7: 1 failures in 1 clusters" in text and "[environment/system] x1" in text
     assert "dirty hosts: h1" in text and "http://p/runs/7" in text
+
+
+def test_records_from_shard_include_timeouts_and_aborts():
+    from testpilot.failures.categories import Categoriser
+    from testpilot.failures.records import records_from_shard
+    from testpilot.results import ShardResult
+
+    failed = TestResult(node_id="tests/test_a.py::test_x", app="shop", outcome="failed",
+                        message="assert 1 == 2", traceback="tests/test_a.py:3: AssertionError")
+    passed = failed.model_copy(update={"outcome": "passed", "node_id": "tests/test_a.py::test_y"})
+    shard = ShardResult(app="shop", shard=1, tests=[], results=[failed, passed], timed_out=True, duration=900,
+                        aborted="FATAL: the database system is shutting down", host="h3",
+                        output_tail="...\nFATAL: the database system is shutting down")
+    records = records_from_shard(shard, {"tests/test_a.py::test_x": ["passed"]})
+    assert [r.exception_type for r in records] == ["AssertionError", "ExecutionTimeout", "StreamAbort"]
+    assert records[0].rerun_outcomes == ["passed"]
+    categories = [Categoriser().categorise(r).category for r in records]
+    assert categories == ["flaky", "timeout", "environment"]
