@@ -17,7 +17,12 @@ from testpilot.failures.notify import (
     notifications,
     redact,
 )
-from testpilot.failures.records import FailureRecord, record_from_error, record_from_result, records_from_shard
+from testpilot.failures.records import (
+    FailureRecord,
+    record_from_error,
+    record_from_result,
+    records_from_shard,
+)
 from testpilot.failures.report import cluster_rows, render_text, report_section
 from testpilot.failures.routing import CodeOwners, decide_route
 from testpilot.failures.signature import Signature, normalise_message, signature_of

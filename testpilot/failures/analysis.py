@@ -101,8 +101,8 @@ def analyse_failures(
             hosts=_distinct(r.host for r in members), phases=_distinct(r.phase for r in members),
             example=redact(records[lead].message.strip()[:_EXAMPLE_CHARS], secrets),
             hint=categoriser.hint(category))
-        _suggest(cluster, members, changed_files, changed_lines, stats, dirty)
-        _route(cluster, members, config, owners, apps, changed_files)
+        suspects = _suggest(cluster, members, changed_files, changed_lines, stats, dirty)
+        _route(cluster, members, config, owners, apps, suspects)
         if category == "flaky" or test_history:
             cluster.flip_rates = _flip_rates(members, test_history or {})
         clusters.append(cluster)
@@ -126,12 +126,15 @@ def _distinct(values: Any) -> list[str]:
 
 def _suggest(cluster: ClusterReport, members: list[FailureRecord], changed_files: Sequence[str],
              changed_lines: Mapping[str, Sequence[int]] | None, stats: dict[str, HostStats],
-             dirty: list[str]) -> None:
+             dirty: list[str]) -> list[str]:
+    """Fill the cluster's suggestions; return the changed files found in its tracebacks."""
     texts: list[str] = []
+    files: list[str] = []
     for record in members[:_SCAN_FOR_SUSPECTS]:
         suspects = changed_file_suspects(record.traceback, changed_files, changed_lines)
         if suspects:
             texts.extend(s.text for s in suspects[:3])
+            files.extend(s.file for s in suspects[:3])
             break
     if cluster.defect_type == "system":
         environment = cluster.environments[0] if cluster.environments else ""
@@ -139,15 +142,14 @@ def _suggest(cluster: ClusterReport, members: list[FailureRecord], changed_files
             texts.append(host_suggestion(environment, stats.get(host), host in dirty).text)
     cluster.suggestions = list(dict.fromkeys(texts))
     cluster.likely_cause = cluster.suggestions[0] if cluster.suggestions else cluster.hint
+    return list(dict.fromkeys(files))
 
 
 def _route(cluster: ClusterReport, members: list[FailureRecord], config: FailuresConfig,
-           owners: CodeOwners | None, app_paths: Mapping[str, str], changed_files: Sequence[str]) -> None:
+           owners: CodeOwners | None, app_paths: Mapping[str, str], suspects: list[str]) -> None:
     test_files = _distinct(repo_path(app_paths.get(r.app, ""), r.test_file) for r in members if r.test_file)
-    suspects = [s.split(": ", 1)[1].rsplit(":", 1)[0] for s in cluster.suggestions
-                if s.startswith("likely cause: ")]
     route = decide_route(cluster.category, config.routing, test_files=test_files[:50],
-                         suspect_files=[f for f in suspects if f in changed_files], codeowners=owners,
+                         suspect_files=suspects, codeowners=owners,
                          default_team=config.default_team)
     cluster.team, cluster.route_reason, cluster.owners = route.team, route.reason, list(route.owners)
 

@@ -111,14 +111,12 @@ def records_from_shard(shard: ShardResult, reruns: Mapping[str, Sequence[TestRes
     """
     reruns = reruns or {}
     records = [record_from_result(r, reruns.get(r.node_id, ())) for r in shard.results if r.failed]
-    where = {"app": shard.app, "environment": shard.environment, "host": shard.host, "duration": shard.duration,
-             "output": _tail(shard.output_tail)}
+    where = FailureRecord(test_id=f"shard:{shard.app}#{shard.shard}", app=shard.app, environment=shard.environment,
+                          host=shard.host, duration=shard.duration, output=_tail(shard.output_tail))
     if shard.timed_out:
-        records.append(FailureRecord(test_id=f"shard:{shard.app}#{shard.shard}", phase="test",
-                                     exception_type="ExecutionTimeout",
-                                     message=f"shard {shard.shard} of {shard.app} ran past its timeout "
-                                             f"after {shard.duration:.0f}s", **where))
+        records.append(where.model_copy(update={
+            "exception_type": "ExecutionTimeout",
+            "message": f"shard {shard.shard} of {shard.app} ran past its timeout after {shard.duration:.0f}s"}))
     if shard.aborted:
-        records.append(FailureRecord(test_id=f"shard:{shard.app}#{shard.shard}", phase="test",
-                                     exception_type="StreamAbort", message=shard.aborted, **where))
+        records.append(where.model_copy(update={"exception_type": "StreamAbort", "message": shard.aborted}))
     return records
