@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -84,15 +85,17 @@ def analyse_failures(
                    if is_dirty(s, min_runs=config.dirty_host_min_runs, rate=config.dirty_host_rate))
 
     clusters: list[ClusterReport] = []
-    for group in cluster_signatures(signatures, config.similarity):
+    for group in _cluster_apart_flaky(signatures, categories, config.similarity):
         lead = group[0]
         members = [records[i] for i in group]
         cats = Counter(categories[i].category for i in group)
         category = cats.most_common(1)[0][0]
         chosen = next(categories[i] for i in group if categories[i].category == category)
         sig = signatures[lead]
+        flaky = category == "flaky"
+        text = f"[flaky] {sig.text}" if flaky else sig.text
         cluster = ClusterReport(
-            id=sig.key, signature=sig.text, exception_type=sig.exception_type, message=sig.message,
+            id=hashlib.sha1(text.encode()).hexdigest()[:12] if flaky else sig.key, signature=text, exception_type=sig.exception_type, message=sig.message,
             frames=list(sig.frames), tokens=sorted(sig.tokens), category=category,
             defect_type=chosen.defect_type, rule=chosen.rule, evidence=redact(chosen.evidence, secrets),
             categories=dict(cats) if len(cats) > 1 else {}, count=len(group),
@@ -118,6 +121,17 @@ def analyse_failures(
     return FailureAnalysis(run_id=run_id, flow_run_url=flow_run_url, analysed_at=stamp, failures=len(records),
                            clusters=clusters, dirty_hosts=dirty,
                            host_rates={h: round(s.rate, 3) for h, s in sorted(stats.items())})
+
+
+def _cluster_apart_flaky(signatures: list[Signature], categories: list[Categorisation],
+                         threshold: float) -> list[list[int]]:
+    """Cluster flaky failures apart from the rest: the same error failing for good is another problem
+    (fix it) than failing now and then (quarantine it), even when the signatures are the same."""
+    groups: list[list[int]] = []
+    for flaky in (False, True):
+        idx = [i for i, c in enumerate(categories) if (c.category == "flaky") == flaky]
+        groups += [[idx[j] for j in g] for g in cluster_signatures([signatures[i] for i in idx], threshold)]
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
 def _distinct(values: Any) -> list[str]:

@@ -97,3 +97,11 @@ def test_flaky_cluster_reports_flip_rates_from_history():
     assert cluster.category == "flaky"
     # history p p f p, then this run: f (first) p (re-run) -> 4 flips over 5 steps
     assert cluster.flip_rates == {"t::f": 0.8}
+
+
+def test_flaky_failures_cluster_apart_from_the_same_error_failing_for_good():
+    steady = [boom(f"t::s{i}", i) for i in range(3)]
+    flaky = [boom(f"t::f{i}", i).model_copy(update={"rerun_outcomes": ["passed"]}) for i in range(2)]
+    run = analyse_failures(steady + flaky)
+    assert sorted((c.category, c.count) for c in run.clusters) == [("flaky", 2), ("product_bug", 3)]
+    assert run.clusters[0].id != run.clusters[1].id
