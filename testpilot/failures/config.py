@@ -6,22 +6,36 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DefectType = Literal["product", "test", "system"]
+# ``to_investigate`` is ReportPortal's bucket for failures nobody could type yet; only ``unclassified`` uses it.
+DefectType = Literal["product", "test", "system", "to_investigate"]
 
 
 class CategoryRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     patterns: list[str] = Field(default_factory=list,
-                                description="Regexes searched in the message, traceback and output.")
-    exception_types: list[str] = Field(default_factory=list, description="Exception class names.")
-    defect_type: DefectType = Field("product", description="ReportPortal-style defect type.")
-    hint: str = Field("", description="Shown with every failure of this category.")
+                                description="Regexes (case-insensitive) searched in the message, traceback and output.")
+    exception_types: list[str] = Field(default_factory=list,
+                                       description="Exception class names, short (``IntegrityError``) or dotted.")
+    defect_type: DefectType | None = Field(
+        default=None, description="ReportPortal-style defect type; default: the one the built-in rules give the failure.")
+    hint: str = Field(default="", description="Shown with every failure of this category.")
 
 
 class FailuresConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    categories: list[CategoryRule] = Field(default_factory=list, description="Applied in order.")
+    categories: list[CategoryRule] = Field(default_factory=list, description="Applied in order, before built-ins.")
     routing: dict[str, str] = Field(default_factory=dict, description="Category name -> team.")
-    reruns: int = Field(0, ge=0, description="Re-run failed tests this many times to detect flakiness.")
-    similarity: float = Field(0.8, gt=0, le=1, description="Token-set similarity to join a cluster.")
+    reruns: int = Field(default=0, ge=0, description="Re-run failed tests this many times to detect flakiness.")
+    similarity: float = Field(default=0.8, gt=0, le=1, description="Token-set similarity to join a cluster.")
+    hints: dict[str, str] = Field(default_factory=dict,
+                                  description="Category name -> hint; overrides the built-in hint.")
+    project_paths: list[str] = Field(
+        default_factory=list,
+        description="Path prefixes of project code in tracebacks; default: any frame outside site-packages.")
+    codeowners: str | None = Field(default=None, description="CODEOWNERS file, relative to the repository root.")
+    default_team: str = Field(default="", description="Receiver of clusters that no rule or owner claims.")
+    dirty_host_rate: float = Field(default=0.5, gt=0, le=1,
+                                   description="System-failure rate over recent runs that marks a host dirty.")
+    dirty_host_min_runs: int = Field(default=3, ge=1, description="Runs on a host before it can be marked dirty.")
+    host_window: int = Field(default=10, ge=1, description="Recent runs per host used for its failure rate.")

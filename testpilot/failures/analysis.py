@@ -1,0 +1,178 @@
+"""One run's failure analysis: categorise, cluster, match history, suggest causes, route. Pure: data in, data out."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from testpilot.failures.categories import Categorisation, Categoriser
+from testpilot.failures.clustering import cluster_signatures
+from testpilot.failures.config import FailuresConfig
+from testpilot.failures.flaky import flip_rate
+from testpilot.failures.history import match_history, nearest_known
+from testpilot.failures.model import ClusterReport, FailureAnalysis
+from testpilot.failures.notify import redact
+from testpilot.failures.records import FailureRecord
+from testpilot.failures.routing import CodeOwners, decide_route, repo_path
+from testpilot.failures.signature import Signature, signature_of
+from testpilot.failures.suggest import (
+    HostRun,
+    HostStats,
+    changed_file_suspects,
+    host_stats,
+    host_suggestion,
+    is_dirty,
+)
+from testpilot.results import Outcome
+
+_SCAN_FOR_SUSPECTS = 25  # records per cluster searched for changed files; one cause shows in the first few
+_EXAMPLE_CHARS = 500
+
+
+def categorise_and_sign(records: Sequence[FailureRecord], config: FailuresConfig | None = None,
+                        ) -> tuple[list[Categorisation], list[Signature]]:
+    """The category and signature of each record, in order."""
+    config = config or FailuresConfig()
+    categoriser = Categoriser(config)
+    project = tuple(config.project_paths)
+    categories = [categoriser.categorise(r) for r in records]
+    return categories, [signature_of(r, project, system=c.defect_type == "system")
+                        for r, c in zip(records, categories, strict=True)]
+
+
+def analyse_failures(
+    records: Sequence[FailureRecord],
+    config: FailuresConfig | None = None,
+    *,
+    run_id: str = "",
+    flow_run_url: str = "",
+    now: datetime | None = None,
+    changed_files: Sequence[str] = (),
+    changed_lines: Mapping[str, Sequence[int]] | None = None,
+    past_clusters: Sequence[Mapping[str, Any]] = (),
+    codeowners: CodeOwners | str | None = None,
+    app_paths: Mapping[str, str] | None = None,
+    host_history: Sequence[HostRun] = (),
+    hosts_in_run: Sequence[str] = (),
+    test_history: Mapping[str, Sequence[Outcome]] | None = None,
+    secrets: Sequence[str] = (),
+) -> FailureAnalysis:
+    """Analyse one run's failures.
+
+    ``changed_files``/``changed_lines`` are repository-relative (from the run's diff). ``past_clusters`` is
+    the stored history (``updated_history`` of earlier runs, or their report clusters). ``codeowners`` is
+    the CODEOWNERS text or a parsed one; ``app_paths`` maps app -> folder in the repository, to turn test
+    node ids into repository paths. ``host_history`` is oldest first and excludes this run; ``hosts_in_run``
+    names hosts that ran tests in this run, failing or not. ``secrets`` are redacted from example messages.
+    """
+    config = config or FailuresConfig()
+    stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    owners = CodeOwners.parse(codeowners) if isinstance(codeowners, str) else codeowners
+    apps = app_paths or {}
+    categories, signatures = categorise_and_sign(records, config)
+    categoriser = Categoriser(config)
+
+    current = [HostRun(host=h, run_id=run_id, system_failure=False) for h in dict.fromkeys(hosts_in_run) if h]
+    failing_hosts = {r.host for r, c in zip(records, categories, strict=True) if r.host and c.defect_type == "system"}
+    seen_hosts = {h.host for h in current}
+    current = [h.model_copy(update={"system_failure": h.host in failing_hosts}) for h in current]
+    current += [HostRun(host=h, run_id=run_id, system_failure=True) for h in sorted(failing_hosts - seen_hosts)]
+    stats = host_stats([*host_history, *current], window=config.host_window)
+    dirty = sorted(h for h, s in stats.items()
+                   if is_dirty(s, min_runs=config.dirty_host_min_runs, rate=config.dirty_host_rate))
+
+    clusters: list[ClusterReport] = []
+    for group in _cluster_apart_flaky(signatures, categories, config.similarity):
+        lead = group[0]
+        members = [records[i] for i in group]
+        cats = Counter(categories[i].category for i in group)
+        category = cats.most_common(1)[0][0]
+        chosen = next(categories[i] for i in group if categories[i].category == category)
+        sig = signatures[lead]
+        flaky = category == "flaky"
+        text = f"[flaky] {sig.text}" if flaky else sig.text
+        cluster = ClusterReport(
+            id=hashlib.sha1(text.encode()).hexdigest()[:12] if flaky else sig.key, signature=text, exception_type=sig.exception_type, message=sig.message,
+            frames=list(sig.frames), tokens=sorted(sig.tokens), category=category,
+            defect_type=chosen.defect_type, rule=chosen.rule, evidence=redact(chosen.evidence, secrets),
+            categories=dict(cats) if len(cats) > 1 else {}, count=len(group),
+            tests=list(dict.fromkeys(r.test_id for r in members)),
+            apps=_distinct(r.app for r in members), environments=_distinct(r.environment for r in members),
+            hosts=_distinct(r.host for r in members), phases=_distinct(r.phase for r in members),
+            example=redact(records[lead].message.strip()[:_EXAMPLE_CHARS], secrets),
+            hint=categoriser.hint(category))
+        suspects = _suggest(cluster, members, changed_files, changed_lines, stats, dirty)
+        _route(cluster, members, config, owners, apps, suspects)
+        if category == "flaky" or test_history:
+            cluster.flip_rates = _flip_rates(members, test_history or {})
+        clusters.append(cluster)
+
+    match_history(clusters, past_clusters, run_id=run_id, now=stamp, threshold=config.similarity)
+    for cluster in clusters:
+        if cluster.category == "unclassified":
+            found = nearest_known(frozenset(cluster.tokens), [*clusters, *past_clusters], exclude=cluster.id)
+            if found:
+                entry, similarity = found
+                cluster.nearest, cluster.nearest_signature = entry["id"], entry.get("signature") or ""
+                cluster.nearest_category, cluster.nearest_similarity = entry["category"], round(similarity, 3)
+    return FailureAnalysis(run_id=run_id, flow_run_url=flow_run_url, analysed_at=stamp, failures=len(records),
+                           clusters=clusters, dirty_hosts=dirty,
+                           host_rates={h: round(s.rate, 3) for h, s in sorted(stats.items())})
+
+
+def _cluster_apart_flaky(signatures: list[Signature], categories: list[Categorisation],
+                         threshold: float) -> list[list[int]]:
+    """Cluster flaky failures apart from the rest: the same error failing for good is another problem
+    (fix it) than failing now and then (quarantine it), even when the signatures are the same."""
+    groups: list[list[int]] = []
+    for flaky in (False, True):
+        idx = [i for i, c in enumerate(categories) if (c.category == "flaky") == flaky]
+        groups += [[idx[j] for j in g] for g in cluster_signatures([signatures[i] for i in idx], threshold)]
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def _distinct(values: Any) -> list[str]:
+    return [v for v in dict.fromkeys(values) if v]
+
+
+def _suggest(cluster: ClusterReport, members: list[FailureRecord], changed_files: Sequence[str],
+             changed_lines: Mapping[str, Sequence[int]] | None, stats: dict[str, HostStats],
+             dirty: list[str]) -> list[str]:
+    """Fill the cluster's suggestions; return the changed files found in its tracebacks."""
+    texts: list[str] = []
+    files: list[str] = []
+    for record in members[:_SCAN_FOR_SUSPECTS]:
+        suspects = changed_file_suspects(record.traceback, changed_files, changed_lines)
+        if suspects:
+            texts.extend(s.text for s in suspects[:3])
+            files.extend(s.file for s in suspects[:3])
+            break
+    if cluster.defect_type == "system":
+        environment = cluster.environments[0] if cluster.environments else ""
+        for host in cluster.hosts[:5] or [""]:
+            texts.append(host_suggestion(environment, stats.get(host), host in dirty).text)
+    cluster.suggestions = list(dict.fromkeys(texts))
+    cluster.likely_cause = cluster.suggestions[0] if cluster.suggestions else cluster.hint
+    return list(dict.fromkeys(files))
+
+
+def _route(cluster: ClusterReport, members: list[FailureRecord], config: FailuresConfig,
+           owners: CodeOwners | None, app_paths: Mapping[str, str], suspects: list[str]) -> None:
+    test_files = _distinct(repo_path(app_paths.get(r.app, ""), r.test_file) for r in members if r.test_file)
+    route = decide_route(cluster.category, config.routing, test_files=test_files[:50],
+                         suspect_files=suspects, codeowners=owners,
+                         default_team=config.default_team)
+    cluster.team, cluster.route_reason, cluster.owners = route.team, route.reason, list(route.owners)
+
+
+def _flip_rates(members: list[FailureRecord], history: Mapping[str, Sequence[Outcome]]) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for record in members:
+        if record.test_id in rates:
+            continue
+        this_run: list[Outcome] = ["failed", *record.rerun_outcomes]
+        rates[record.test_id] = round(flip_rate([*history.get(record.test_id, ()), *this_run]), 3)
+    return rates
