@@ -8,6 +8,7 @@ everything in memory (no sshd, for API-only tests and the standalone demo withou
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -32,7 +33,6 @@ def public_line(private_pem: str) -> str:
 
 
 def fingerprint(public: str) -> str:
-    import hashlib
     blob = base64.b64decode(public.split()[1])
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
@@ -55,6 +55,8 @@ class Machine(Protocol):
     def drop_snapshot(self, name: str) -> None: ...
     def export(self, name: str) -> Any: ...   # an image other machines can be created from
     def rebuild(self, image: Any, host_key_private: str | None) -> None: ...
+    def guest_file(self, relative: str) -> str | None: ...   # a file under the user's home
+    def remove_guest_file(self, relative: str) -> None: ...
     def destroy(self) -> None: ...
 
 
@@ -122,6 +124,12 @@ class FakeMachine:
         self.files = dict(image or {})
         self._host_private = host_key_private or new_host_key()[0]
 
+    def guest_file(self, relative: str) -> str | None:
+        return self.files.get(relative)
+
+    def remove_guest_file(self, relative: str) -> None:
+        self.files.pop(relative, None)
+
     def destroy(self) -> None:
         self.running = False
         self._pool.give_back(self.host)
@@ -143,3 +151,4 @@ class FakeMachines:
 
     def close(self) -> None:
         pass
+
