@@ -248,6 +248,8 @@ def take_snapshot(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
         if vm.machine is not None:
             vm.machine.snapshot(name)
         entry: dict[str, Any] = {"name": name, "snaptime": int(time.time()), "description": p.get("description", "")}
+        if as_bool(p.get("vmstate")) and vm.status == "running":
+            entry["vmstate"] = 1
         if vm.snapshots:
             entry["parent"] = vm.snapshots[-1]["name"]
         vm.snapshots.append(entry)
@@ -263,10 +265,14 @@ def rollback(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
         raise PveError(500, f"snapshot '{name}' does not exist")
 
     def restore() -> str | None:
+        snap = next(s for s in vm.snapshots if s["name"] == name)
         _halt(vm)  # a snapshot without RAM state leaves the VM stopped, as on PVE
         if vm.machine is not None:
             vm.machine.rollback(name)
-        if as_bool(p.get("start")):
+        if snap.get("vmstate"):  # RAM restored: the guest (and its agent) resume where they were
+            vm.machine.start() if vm.machine is not None else None
+            vm.status, vm.started, vm.agent_at = "running", time.monotonic(), sim.clock()
+        elif as_bool(p.get("start")):
             vm.machine.start() if vm.machine is not None else None
             vm.status, vm.started = "running", time.monotonic()
             vm.agent_at = None if sim.faults.agent_never_up else sim.clock() + sim.timings.agent_boot
