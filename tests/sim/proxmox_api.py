@@ -83,8 +83,8 @@ def clone(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
         raise PveError(500, "Linked clone feature is not supported for drive 'scsi0' (only possible for templates)")
     config = {k: v for k, v in source.config.items() if k != "template"}
     config["name"] = p.get("name", f"Copy-of-VM-{source.config.get('name', source.vmid)}")
-    if not full:
-        config["scsi0"] = f"local-lvm:base-{source.vmid}-disk-0/vm-{newid}-disk-0,size=20G"
+    config["scsi0"] = (f"local-lvm:vm-{newid}-disk-0,size=20G" if full
+                       else f"local-lvm:base-{source.vmid}-disk-0/vm-{newid}-disk-0,size=20G")
     image = source.machine.export("current") if source.machine is not None else source.image
     vm = VM(newid, target, config, image=image)
     sim._vms[newid] = vm
