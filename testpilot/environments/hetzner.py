@@ -17,7 +17,16 @@ from pydantic import BaseModel, Field, SecretStr
 
 from testpilot.environments import hostkeys
 from testpilot.environments.base import AcquireRequest, Environment, Health, SSHAccess
-from testpilot.environments.cloud import IDLE, Backoff, Clock, Ownership, Sleep, poll, safe_token, tcp_reachable
+from testpilot.environments.cloud import (
+    IDLE,
+    Backoff,
+    Clock,
+    Ownership,
+    Sleep,
+    poll,
+    safe_token,
+    tcp_reachable,
+)
 from testpilot.environments.reaper import OwnedResource
 from testpilot.errors import InfrastructureError, ProvisioningError
 
@@ -231,7 +240,8 @@ class HetznerProvider:
 
     def _access(self, ip: str, host_public: str) -> SSHAccess:
         s = self.settings
-        return SSHAccess(host=ip, port=s.ssh_port, user=s.ssh_user, host_key=host_public, key_file=s.ssh_key_file)
+        return SSHAccess(host=ip, port=s.ssh_port, user=s.ssh_user, host_key=host_public, key_file=s.ssh_key_file,
+                         credentials_block=None)
 
     def _wait_ssh(self, access: SSHAccess) -> None:
         poll(lambda seen: True if tcp_reachable(access.host, access.port) else seen.add("port closed"),
@@ -271,7 +281,7 @@ class HetznerProvider:
         self.wait_action(action, f"deletion of server {server_id}", "teardown")
         for image in self.call(lambda: self.client.images.get_all(label_selector=f"tp-baseline-of={server_id}"),
                                "list snapshots", "teardown"):
-            self.call(lambda image=image: image.delete(), f"delete snapshot {image.id}", "teardown")
+            self.call(image.delete, f"delete snapshot {image.id}", "teardown")
 
     def _delete_quietly(self, server_id: int) -> None:
         # Clean-up after a failed provision must not replace the original error.

@@ -16,7 +16,16 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field, SecretStr
 
 from testpilot.environments.base import AcquireRequest, Environment, Health, SSHAccess
-from testpilot.environments.cloud import IDLE, Backoff, Clock, Ownership, Sleep, poll, safe_token, tcp_reachable
+from testpilot.environments.cloud import (
+    IDLE,
+    Backoff,
+    Clock,
+    Ownership,
+    Sleep,
+    poll,
+    safe_token,
+    tcp_reachable,
+)
 from testpilot.environments.reaper import OwnedResource
 from testpilot.errors import ConfigError, InfrastructureError, ProvisioningError
 
@@ -236,7 +245,7 @@ class ProxmoxProvider:
             id=f"proxmox-{vmid}", pool=owner.pool, provider=self.name, slot=owner.slot, transport="ssh",
             workdir=f"/home/{s.ssh_user}/testpilot",
             ssh=SSHAccess(host=ip, port=s.ssh_port, user=s.ssh_user, host_key=" ".join(host_key.split()[:2]),
-                          key_file=s.ssh_key_file),
+                          key_file=s.ssh_key_file, credentials_block=None),
             labels={"pool": owner.pool, "run": owner.run_id, "expires": str(owner.expires_at)},
             metadata={"node": node, "vmid": vmid})
 

@@ -9,8 +9,17 @@ from typing import Any
 
 import yaml
 
-from tests.sim.hetzner import (BTRFS_ROLLBACK_MARKER, BTRFS_SNAPSHOT_MARKER, ApiError, HetznerSim, Server, api,
-                               matches_selector, now_iso, paginate)
+from tests.sim.hetzner import (
+    BTRFS_ROLLBACK_MARKER,
+    BTRFS_SNAPSHOT_MARKER,
+    ApiError,
+    HetznerSim,
+    Server,
+    api,
+    matches_selector,
+    now_iso,
+    paginate,
+)
 from tests.sim.hetzner_schema import server_template
 
 Params = dict[str, str]

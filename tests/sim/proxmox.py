@@ -12,7 +12,6 @@ Start it in-process with ``ProxmoxSim(...).start()`` or standalone with
 from __future__ import annotations
 
 import itertools
-import os
 import secrets
 import tempfile
 import threading

@@ -145,7 +145,7 @@ def start(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
     if vm.template:
         raise PveError(500, "you can't start a vm if it's a template")
     if vm.status == "running":
-        raise PveError(500, "VM {vm.vmid} already running".format(vm=vm))
+        raise PveError(500, f"VM {vm.vmid} already running")
 
     def boot() -> str | None:
         if sim.faults.start_task_error:
@@ -207,7 +207,7 @@ def _agent(sim: ProxmoxSim, vm: VM) -> Machine:
 @api("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces")
 def interfaces(sim: ProxmoxSim, p: dict[str, str], _: str) -> Any:
     machine = _agent(sim, sim._vm(p, unlocked=False))
-    mac = "bc:24:11:%02x:%02x:%02x" % tuple(int(x) for x in machine.host.split(".")[1:])
+    mac = "bc:24:11:" + ":".join(f"{int(x):02x}" for x in machine.host.split(".")[1:])
     return {"result": [
         {"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [
             {"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},

@@ -93,7 +93,7 @@ def _check_value(value: str, schema: dict[str, Any]) -> str | None:
     if "maxLength" in schema and len(value) > int(schema["maxLength"]):
         return f"value may only be {schema['maxLength']} characters long"
     if "pattern" in schema and not re.fullmatch(schema["pattern"], value):
-        return f"value does not match the regex pattern"
+        return "value does not match the regex pattern"
     fmt = schema.get("format")
     if isinstance(fmt, dict):
         return _check_property_string(value, fmt)
@@ -117,7 +117,7 @@ def _check_property_string(value: str, fmt: dict[str, Any]) -> str | None:
         key, sep, sub = part.partition("=")
         if not sep:
             if default_key is None:
-                return f"invalid format - value without key, but schema does not define a default key"
+                return "invalid format - value without key, but schema does not define a default key"
             key, sub = default_key, part
         aliases = {k: v["alias"] for k, v in fmt.items() if "alias" in v}
         key = aliases.get(key, key)
