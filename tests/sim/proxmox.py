@@ -73,6 +73,7 @@ class Task:
     finish_at: float
     effect: Callable[[], str | None]
     locked: VM | None = None
+    duration: float = 0.0
     status: str = "running"
     exitstatus: str | None = None
 
@@ -231,7 +232,8 @@ class ProxmoxSim:
         start = int(time.time())
         upid = f"UPID:{node}:{next(self._pids):08X}:{secrets.randbelow(1 << 28):08X}:{start:08X}:{kind}:{vmid}:{user or 'root@pam'}:"
         self.tasks[upid] = Task(upid, node, kind, str(vmid), user, start,
-                                self.clock() + seconds * self.faults.slow_factor, effect, vm)
+                                self.clock() + seconds * self.faults.slow_factor, effect, vm,
+                                seconds * self.faults.slow_factor)
         self._advance()  # a zero-length task is already stopped when its UPID is returned
         return upid
 
