@@ -46,10 +46,10 @@ def request(run: str) -> AcquireRequest:
     return AcquireRequest(pool="bench", slot=0, run_id=run, config=EnvironmentConfig(provider="proxmox"))
 
 
-def timed(fn: Any) -> float:
+def timed(fn: Any, *args: Any) -> tuple[float, Any]:
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    result = fn(*args)
+    return time.perf_counter() - start, result
 
 
 def proxmox_api_time(sim: ProxmoxSim, tasks_before: int, requests_before: int) -> float:
@@ -80,16 +80,15 @@ def bench_proxmox(scale: float, rounds: int, full: bool) -> dict[str, float]:
         for n in range(rounds):
             provider.release(env)
             t0, r0 = len(sim.tasks), len(sim.requests)
-            resets.append(timed(lambda: provider.acquire(request(f"r{n}"))))
+            resets.append(timed(provider.acquire, request(f"r{n}"))[0])
             api_reset.append(proxmox_api_time(sim, t0, r0))
             overheads.append(resets[-1] - api_reset[-1])
             provider.destroy(env)
             t0, r0 = len(sim.tasks), len(sim.requests)
-            holder: list[Any] = []
-            creates.append(timed(lambda: holder.append(provider.acquire(request(f"c{n}")))))
+            seconds, env = timed(provider.acquire, request(f"c{n}"))
+            creates.append(seconds)
             api_create.append(proxmox_api_time(sim, t0, r0))
             overheads.append(creates[-1] - api_create[-1])
-            env = holder[0]
         provider.destroy(env)
     return {"reset": statistics.median(resets), "create": statistics.median(creates),
             "overhead": statistics.median(overheads), "api_reset": statistics.median(api_reset),
@@ -113,16 +112,15 @@ def bench_hetzner(scale: float, rounds: int, mode: str) -> dict[str, float]:
         for n in range(rounds):
             provider.release(env)
             a0, r0 = len(sim.actions), len(sim.requests)
-            resets.append(timed(lambda: provider.acquire(request(f"r{n}"))))
+            resets.append(timed(provider.acquire, request(f"r{n}"))[0])
             api_reset.append(hetzner_api_time(sim, a0, r0))
             overheads.append(resets[-1] - api_reset[-1])
             provider.destroy(env)
             a0, r0 = len(sim.actions), len(sim.requests)
-            holder: list[Any] = []
-            creates.append(timed(lambda: holder.append(provider.acquire(request(f"c{n}")))))
+            seconds, env = timed(provider.acquire, request(f"c{n}"))
+            creates.append(seconds)
             api_create.append(hetzner_api_time(sim, a0, r0))
             overheads.append(creates[-1] - api_create[-1])
-            env = holder[0]
         provider.destroy(env)
     return {"reset": statistics.median(resets), "create": statistics.median(creates),
             "overhead": statistics.median(overheads), "api_reset": statistics.median(api_reset),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -126,6 +127,7 @@ class ProxmoxSim:
                                                    "net0": "virtio=BC:24:11:00:00:01,bridge=vmbr0",
                                                    "ide2": "local-lvm:cloudinit", "template": "1"},
                                  template=True)
+        self._own_dir = workdir is None
         self._dir = Path(workdir or tempfile.mkdtemp(prefix="pvesim-"))
         self.tls = make_tls_files(self._dir / "tls")
         self.server = LoopbackServer(self.handle, port=port, tls=self.tls, latency=latency)
@@ -142,6 +144,8 @@ class ProxmoxSim:
                 if vm.machine is not None:
                     vm.machine.destroy()
         self.machines.close()
+        if self._own_dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> ProxmoxSim:
         return self.start()
