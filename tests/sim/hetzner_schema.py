@@ -18,7 +18,10 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-SPEC = Path(os.environ.get("TESTPILOT_API_SPECS", "/work/shared/api-specs")) / "hetzner-cloud-openapi.json"
+# The schemas live in shared/ beside the repository (CI clones it there); TESTPILOT_API_SPECS overrides.
+_SPECS = [Path(os.environ["TESTPILOT_API_SPECS"])] if os.environ.get("TESTPILOT_API_SPECS") else [
+    Path(__file__).resolve().parents[3] / "shared" / "api-specs", Path("/work/shared/api-specs")]
+SPEC = next((d for d in _SPECS if (d / "hetzner-cloud-openapi.json").exists()), _SPECS[-1]) / "hetzner-cloud-openapi.json"
 
 
 @lru_cache(maxsize=1)

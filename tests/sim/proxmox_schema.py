@@ -15,7 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-SPEC = Path(os.environ.get("TESTPILOT_API_SPECS", "/work/shared/api-specs")) / "proxmox-ve-apidoc.json"
+# The schemas live in shared/ beside the repository (CI clones it there); TESTPILOT_API_SPECS overrides.
+_SPECS = [Path(os.environ["TESTPILOT_API_SPECS"])] if os.environ.get("TESTPILOT_API_SPECS") else [
+    Path(__file__).resolve().parents[3] / "shared" / "api-specs", Path("/work/shared/api-specs")]
+SPEC = next((d for d in _SPECS if (d / "proxmox-ve-apidoc.json").exists()), _SPECS[-1]) / "proxmox-ve-apidoc.json"
 
 _FORMATS = {
     "pve-node": re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$"),
