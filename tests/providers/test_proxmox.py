@@ -1,0 +1,125 @@
+"""The Proxmox provider against the Proxmox simulator over HTTPS, with sshd-backed VMs."""
+
+from __future__ import annotations
+
+import pytest
+from proxmoxer import ProxmoxAPI, ResourceException
+from pydantic import SecretStr
+
+from testpilot.environments.base import Provider
+from testpilot.environments.hostkeys import run_over_ssh
+from testpilot.environments.proxmox import ProxmoxProvider, ProxmoxSettings
+from testpilot.environments.reaper import reap
+from testpilot.errors import ConfigError, InfrastructureError, ProvisioningError
+from tests.providers.conftest import FakeTime, request
+from tests.sim.proxmox import ProxmoxSim
+
+pytestmark = pytest.mark.sshd
+
+
+def test_provision_reset_destroy_over_ssh(proxmox: ProxmoxProvider, proxmox_sim: ProxmoxSim) -> None:
+    assert isinstance(proxmox, Provider)
+    env = proxmox.acquire(request())
+    assert env.transport == "ssh" and env.ssh is not None and env.ssh.host.startswith("127.")
+    assert env.ssh.host != "127.0.0.1"  # the loopback interface of the guest is skipped
+    vm = proxmox_sim.vms()[0]
+    assert vm.config["ciuser"] == "testpilot" and "tp-run-run-1" in vm.config["tags"]
+    assert [s["name"] for s in vm.snapshots] == ["tp-baseline"]
+    run_over_ssh(env.ssh, "echo dirty > left-behind")  # pinned host key, RejectPolicy
+    assert proxmox.health(env).ok
+
+    proxmox.release(env)
+    again = proxmox.acquire(request(run_id="run-2"))
+    assert again.metadata == env.metadata and again.ssh == env.ssh  # same VM, same pinned key
+    run_over_ssh(again.ssh, "test ! -e left-behind")
+    assert [t.type for t in proxmox_sim.tasks.values()].count("qmclone") == 1  # reset did not clone
+    assert "tp-run-run-2" in proxmox_sim.vms()[0].config["tags"]
+
+    proxmox.destroy(again)
+    assert proxmox_sim.vms() == []
+
+
+def test_linked_and_full_clone_on_chosen_node(proxmox_settings: ProxmoxSettings, proxmox_sim: ProxmoxSim,
+                                              fake_time: FakeTime) -> None:
+    settings = proxmox_settings.model_copy(update={"full_clone": True, "nodes": ["pve2"]})
+    provider = ProxmoxProvider(settings, sleep=fake_time.sleep, clock=fake_time.clock)
+    env = provider.acquire(request())
+    vm = proxmox_sim.vms()[0]
+    assert env.metadata["node"] == "pve2" == vm.node
+    assert "base-9000" not in vm.config["scsi0"]  # a full copy, not a linked clone
+    provider.destroy(env)
+    assert proxmox_sim.vms() == []
+
+
+def test_clone_500_leaves_nothing(proxmox: ProxmoxProvider, proxmox_sim: ProxmoxSim) -> None:
+    proxmox_sim.faults.clone_http_500 = 1
+    with pytest.raises(ProvisioningError) as caught:
+        proxmox.acquire(request())
+    assert caught.value.details["status_code"] == 500
+    assert "storage 'local-lvm'" in caught.value.details["reason"]  # the reason phrase carries the message
+    assert proxmox_sim.vms() == []
+
+
+def test_failed_clone_task_carries_exitstatus(proxmox: ProxmoxProvider, proxmox_sim: ProxmoxSim) -> None:
+    proxmox_sim.faults.clone_task_error = "clone failed: out of space on 'local-lvm'"
+    proxmox_sim.timings.qmclone_linked = 5  # running first, then stopped with the error
+    with pytest.raises(ProvisioningError) as caught:
+        proxmox.acquire(request())
+    assert caught.value.details["exitstatus"] == "clone failed: out of space on 'local-lvm'"
+    assert proxmox_sim.vms() == []
+
+
+def test_agent_never_up_times_out_with_diagnostics(proxmox_settings: ProxmoxSettings, proxmox_sim: ProxmoxSim,
+                                                   fake_time: FakeTime) -> None:
+    proxmox_sim.faults.agent_never_up = True
+    provider = ProxmoxProvider(proxmox_settings.model_copy(update={"agent_timeout": 5}), sleep=fake_time.sleep,
+                               clock=fake_time.clock)
+    with pytest.raises(ProvisioningError) as caught:
+        provider.acquire(request())
+    assert "QEMU guest agent is not running" in str(caught.value)
+    assert caught.value.details["diagnostics"].waited_seconds >= 5
+    assert proxmox_sim.vms() == []
+
+
+def test_slow_tasks_are_polled_with_the_injected_backoff(proxmox: ProxmoxProvider, proxmox_sim: ProxmoxSim,
+                                                         fake_time: FakeTime) -> None:
+    proxmox_sim.faults.slow_factor = 1.0
+    proxmox_sim.timings.qmclone_linked, proxmox_sim.timings.qmstart = 6, 3
+    proxmox.acquire(request())
+    assert sum(fake_time.sleeps) >= 9 and set(fake_time.sleeps) == {1.0}
+
+
+def test_parameter_verification_and_locks(proxmox_sim: ProxmoxSim, fake_time: FakeTime) -> None:
+    api = ProxmoxAPI(proxmox_sim.host, user="root@pam", password="sim-password", verify_ssl=True)
+    with pytest.raises(ResourceException) as caught:
+        api.nodes("pve1").qemu(9000).clone.post(newid=50, full="maybe", colour="red")
+    assert caught.value.status_code == 400 and caught.value.content == "Parameter verification failed."
+    assert set(caught.value.errors) == {"newid", "full", "colour"}
+
+    proxmox_sim.timings.qmclone_linked = proxmox_sim.timings.qmsnapshot = 10
+    api.nodes("pve1").qemu(9000).clone.post(newid=120, name="locked-one")
+    with pytest.raises(ResourceException, match="VM is locked \\(clone\\)"):
+        api.nodes("pve1").qemu(120).config.post(cores=4)
+    fake_time.sleep(10)
+    api.nodes("pve1").qemu(120).config.post(cores=4)
+    with pytest.raises(ResourceException, match="sshkeys"):
+        api.nodes("pve1").qemu(120).config.post(sshkeys="ssh-ed25519 AAAA not-url-encoded")
+
+
+def test_bad_credentials_are_config_errors(proxmox_settings: ProxmoxSettings) -> None:
+    wrong = proxmox_settings.model_copy(update={"token_name": None, "password": SecretStr("nope")})
+    with pytest.raises(ConfigError):
+        ProxmoxProvider(wrong).acquire(request())
+    unreachable = proxmox_settings.model_copy(update={"host": "127.0.0.1:1"})
+    with pytest.raises(InfrastructureError):
+        ProxmoxProvider(unreachable).acquire(request())
+
+
+def test_reaper_removes_expired_and_orphaned(proxmox: ProxmoxProvider, proxmox_sim: ProxmoxSim) -> None:
+    proxmox.acquire(request(slot=0, run_id="finished-run"))
+    proxmox.acquire(request(slot=1, run_id="live-run"))
+    expired = proxmox.acquire(request(slot=2, run_id="live-run", expires_in=-10))
+    decisions = reap(proxmox, is_run_finished=lambda run: run == "finished-run")
+    assert sorted(d.resource.name for d in decisions) == ["tp-it-0", "tp-it-2"]
+    assert [vm.vmid for vm in proxmox_sim.vms()] != [expired.metadata["vmid"]]
+    assert [vm.config["name"] for vm in proxmox_sim.vms()] == ["tp-it-1"]

@@ -1,0 +1,3 @@
+"""Fixtures for the sshd tests: simulated VMs from the shared harness."""
+
+from tests.sim.sshd import client_key, sshd_farm, sshd_vm  # noqa: F401  (pytest fixtures)
