@@ -37,6 +37,13 @@ def _state_of(future: PrefectFuture[ShardResult]) -> tuple[str, str]:
     return future.state.name or "", future.state.message or ""
 
 
+def _run_url() -> str:
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    return f"{ui}/runs/flow-run/{flow_run.id}" if ui and flow_run.id else ""
+
+
 def _shard(future: PrefectFuture[ShardResult]) -> ShardResult | None:
     data = future.result(raise_on_failure=False)
     return data if isinstance(data, ShardResult) else None
@@ -95,12 +102,13 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                 except BaseException:
                     release_all(suite, envs)
                     raise
-    failures = analyse_failures(suite, [r for s in shards for r in s.results])
-    summary = publish_report(suite_name=config.name, selection=selection, shards=shards, failures=failures,
+    analysis = analyse_failures(suite, shards, selection.changed_files, run_id, _run_url())
+    summary = publish_report(suite_name=config.name, selection=selection, shards=shards,
+                             failures=analysis["per_test"],
                              wall_seconds=time.monotonic() - started,
                              results_dir=str(results_dir or get_settings().results_dir), run_id=run_id,
                              graph_mermaid=graph_mermaid(suite, states, reasons) if states else "",
-                             extra={"nodes": {n: {"state": s, "reason": reasons.get(n, "")}
+                             extra={"clusters": analysis["section"], "nodes": {n: {"state": s, "reason": reasons.get(n, "")}
                                               for n, s in states.items()}})
     set_progress(progress, 100)
     if summary["failed"]:

@@ -45,7 +45,7 @@ def run_node(suite_path: str, node: str, app: str, shard: int, tests: list[str],
              skip: str = "", cancel: str = "") -> ShardResult | State[ShardResult]:
     """One executable graph node: run a shard, or record why it did not run."""
     if skip or cancel or env is None:
-        empty = ShardResult(app=app, shard=shard, tests=tests, aborted=skip or cancel)
+        empty = ShardResult(app=app, shard=shard, tests=tests)
         return Cancelled(message=cancel, data=empty) if cancel else skipped(skip or "no environment", empty)
     result = run_shard.fn(suite_path, app, shard, tests, env)
     failed = sum(1 for r in result.results if r.failed)

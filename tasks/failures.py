@@ -1,18 +1,68 @@
-"""Categorise failed tests and route them to owners."""
+"""Categorise, cluster and route failures; publish clusters as an artifact and one event per cluster.
+
+Cluster history across runs is the latest version of the ``testpilot-cluster-history-<suite>`` table
+artifact: read it, match this run's clusters against it, write the updated list back.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.events import emit_event
 
-from tasks.common import TASK_DEFAULTS, suite_at
-from testpilot.failures.simple import analyse
-from testpilot.results import TestResult
+from tasks.common import TASK_DEFAULTS, repo_root, suite_at
+from tasks.reports import artifact_key, latest_table
+from testpilot.failures import (
+    analyse_failures as analyse,
+)
+from testpilot.failures import (
+    cluster_event,
+    cluster_rows,
+    records_from_shard,
+    report_section,
+    updated_history,
+)
+from testpilot.results import ShardResult
+from testpilot.suite import Suite
+
+CODEOWNERS_PLACES = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS")
+
+
+def codeowners_text(suite: Suite, root: Path) -> str:
+    """The suite's app owners as CODEOWNERS lines, then the repository's own file (later lines win)."""
+    lines = [f"/{suite.app_dir(app).relative_to(root).as_posix()}/ {' '.join(cfg.owners)}"
+             for app, cfg in suite.apps.items() if cfg.owners and suite.app_dir(app).is_relative_to(root)]
+    for place in CODEOWNERS_PLACES:
+        if (root / place).is_file():
+            lines.append((root / place).read_text())
+            break
+    return "\n".join(lines)
 
 
 @task(name="analyse-failures", **TASK_DEFAULTS)
-def analyse_failures(suite_path: str, results: list[TestResult]) -> list[dict[str, Any]]:
+def analyse_failures(suite_path: str, shards: list[ShardResult], changed_files: list[str], run_id: str,
+                     flow_run_url: str = "") -> dict[str, Any]:
     suite = suite_at(suite_path)
-    owners = {name: app.owners for name, app in suite.apps.items()}
-    return [f.model_dump() for f in analyse(results, suite.failures, owners)]
+    root = repo_root(suite.root)
+    records = [rec for shard in shards for rec in records_from_shard(shard, shard.reruns)]
+    history_key = artifact_key("testpilot-cluster-history", suite.name)
+    past = latest_table(history_key)
+    analysis = analyse(records, suite.failures, run_id=run_id, flow_run_url=flow_run_url,
+                       changed_files=changed_files, past_clusters=past, codeowners=codeowners_text(suite, root),
+                       app_paths={a: suite.app_dir(a).relative_to(root).as_posix() for a in suite.apps
+                                  if suite.app_dir(a).is_relative_to(root)},
+                       hosts_in_run=[s.host for s in shards if s.host])
+    if analysis.clusters:
+        create_table_artifact(cluster_rows(analysis), key=artifact_key("testpilot-clusters", suite.name),
+                              description="Failure clusters of this run: category, defect type, owner, suggestion")
+        create_table_artifact(updated_history(past, analysis.clusters), key=history_key,
+                              description="Failure clusters across runs (first/last seen, occurrences)")
+        for cluster in analysis.clusters:
+            emit_event(**cluster_event(cluster, run_id=run_id, flow_run_url=flow_run_url))
+    per_test = [{"app": c.apps[0] if c.apps else "", "node_id": test, "category": c.category,
+                 "defect_type": c.defect_type, "owner": c.team or "unowned", "message": c.example.splitlines()[0]
+                 if c.example else "", "cluster": c.id} for c in analysis.clusters for test in c.tests]
+    return {"section": report_section(analysis), "per_test": per_test, "dirty_hosts": analysis.dirty_hosts}

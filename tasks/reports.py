@@ -28,8 +28,21 @@ from testpilot.reporting import result_rows, summary_markdown, write_junit, writ
 from testpilot.results import Selection, ShardResult
 
 
+def artifact_key(prefix: str, suite_name: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return f"{prefix}-" + re.sub(r"[^a-z0-9-]", "-", suite_name.lower())
+
+
 def history_key(suite_name: str) -> str:
-    return "testpilot-results-" + re.sub(r"[^a-z0-9-]", "-", suite_name.lower())
+    return artifact_key("testpilot-results", suite_name)
+
+
+def latest_table(key: str) -> list[dict[str, Any]]:
+    """Rows of the newest version of a table artifact, or [] when there is none."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=1)
+    return _rows(found[0].data) if found else []
 
 
 def start_progress(description: str) -> UUID:

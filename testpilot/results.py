@@ -45,6 +45,8 @@ class ShardResult(BaseModel):
     output_tail: str = Field("", description="Last lines of combined output, for failures with no JUnit.")
     environment: str = ""
     host: str = ""
+    reruns: dict[str, list[Outcome]] = Field(default_factory=dict,
+                                             description="Node id -> outcomes of its automatic re-runs.")
 
     @property
     def ok(self) -> bool:

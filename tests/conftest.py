@@ -15,6 +15,7 @@ os.environ["TESTPILOT_PASS_ENV"] = "MINISUITE_DELAY,MINISUITE_TIMELINE"
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+collect_ignore = ["fixtures"]  # suites the tests copy and run, not tests of ours
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
