@@ -79,6 +79,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep)
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from testpilot.graph import render_graph
+
+    print(render_graph(load_suite(args.suite), impact=args.impact, fmt=args.format))
+    return 0
+
+
+def _with_api() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.server import ensure_api
+
+    ensure_api(get_settings().home)
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    _with_api()
+    from flows.maintenance import failures_of_run
+    from testpilot.failures import render_text
+
+    print(render_text(failures_of_run(args.run)))
+    return 0
+
+
+def cmd_data_gc(args: argparse.Namespace) -> int:
+    _with_api()
+    from flows.maintenance import run_is_finished
+    from testpilot.testdata import gc
+
+    settings = get_settings()
+    urls = list(args.url or []) + [u for u in (settings.postgres_url, settings.mysql_url) if u]
+    if args.suite and Path(args.suite).exists():
+        suite = load_suite(args.suite, check_paths=False)
+        urls += [svc.url for env in suite.environments.values() for svc in env.services.values() if svc.url]
+    if not urls:
+        raise ConfigError("no database server to clean", field="--url",
+                          hint="pass --url, or set TESTPILOT_POSTGRES_URL / TESTPILOT_MYSQL_URL")
+    for url in dict.fromkeys(urls):
+        dropped = gc(url, run_is_finished)
+        print(f"{url.split('@')[-1]}: dropped {len(dropped)} namespace(s){': ' if dropped else ''}{', '.join(dropped)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="testpilot", description="Test orchestration on Prefect.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the example suite on a change that breaks one test")
     p.add_argument("--keep", action="store_true", help="keep the temporary repository")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("graph", help="show the backlink graph, or what a change to a node affects")
+    p.add_argument("--suite", default=SUITE_FILE)
+    p.add_argument("--impact", metavar="NODE", help="e.g. payment-service, env:integration, data:users")
+    p.add_argument("--format", choices=["text", "mermaid", "dot", "json"], default="text")
+    p.set_defaults(func=cmd_graph)
+    p = sub.add_parser("failures", help="show the failure clusters of a past run")
+    p.add_argument("--run", required=True, metavar="RUN_ID", help="the flow run id")
+    p.set_defaults(func=cmd_failures)
+    p = sub.add_parser("data", help="test data maintenance")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("gc", help="drop data left by runs that Prefect says are over")
+    p.add_argument("--url", action="append", help="database server URL (repeatable)")
+    p.add_argument("--suite", default=SUITE_FILE)
+    p.set_defaults(func=cmd_data_gc)
     return parser
 
 

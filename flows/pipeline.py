@@ -80,8 +80,7 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                 for pool, pool_apps in pools.items():
                     envs.append(provision(suite, pool, pool_apps, run_id))
                 set_progress(progress, 25)
-                for env in envs:
-                    seed_data(suite, env)
+                envs = [seed_data(suite, env, pools[env.pool], run_id) for env in envs]
                 env_of = {app: env for env in envs for app in pools[env.pool]}
                 plan = {n.node: n for n in nodes}
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 from prefect import get_run_logger, task
 
 from tasks.common import TASK_DEFAULTS, suite_at
+from tasks.test_data import drop_data
 from testpilot.environments.base import AcquireRequest, Environment, Provider
 from testpilot.environments.config import EnvironmentConfig
 from testpilot.environments.local import LocalProvider
-from testpilot.errors import ConfigError
+from testpilot.errors import ConfigError, TestpilotError
 from testpilot.execution.local import kill_all_running
 from testpilot.settings import get_settings
 
+logger = logging.getLogger("testpilot.teardown")
 _providers: dict[str, Provider] = {}
 _providers_lock = threading.Lock()
 
@@ -63,6 +66,12 @@ def release_all(suite_path: str, envs: list[Environment]) -> list[str]:
     suite = suite_at(suite_path)
     released = []
     for env in envs:
+        run_id = env.labels.get("testpilot-run", "")
+        if run_id and env.databases:
+            try:
+                drop_data(env, run_id)
+            except TestpilotError as exc:  # the provider drops the whole database next; gc catches the rest
+                logger.warning("could not drop the run's data in %s: %s", env.id, exc)
         provider = get_provider(env.pool, suite.environments[env.pool])
         if env.dirty:
             provider.destroy(env)

@@ -6,11 +6,12 @@ artifact: read it, match this run's clusters against it, write the updated list 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from tasks.common import TASK_DEFAULTS, repo_root, suite_at
@@ -22,6 +23,7 @@ from testpilot.failures import (
     cluster_event,
     cluster_rows,
     records_from_shard,
+    render_text,
     report_section,
     updated_history,
 )
@@ -40,6 +42,17 @@ def codeowners_text(suite: Suite, root: Path) -> str:
             lines.append((root / place).read_text())
             break
     return "\n".join(lines)
+
+
+def failures_markdown(section: dict[str, Any]) -> str:
+    return ("# Failures\n\n```text\n" + render_text(section) + "\n```\n\n<details><summary>data</summary>\n\n"
+            "```json\n" + json.dumps(section, default=str) + "\n```\n</details>\n")
+
+
+def section_from_markdown(text: str) -> dict[str, Any]:
+    """The report section back out of a failures artifact."""
+    body = text.split("```json\n", 1)[1].split("\n```", 1)[0]
+    return dict(json.loads(body))
 
 
 @task(name="analyse-failures", **TASK_DEFAULTS)
@@ -62,7 +75,10 @@ def analyse_failures(suite_path: str, shards: list[ShardResult], changed_files: 
                               description="Failure clusters across runs (first/last seen, occurrences)")
         for cluster in analysis.clusters:
             emit_event(**cluster_event(cluster, run_id=run_id, flow_run_url=flow_run_url))
+    section = report_section(analysis)
+    create_markdown_artifact(failures_markdown(section), key=artifact_key("testpilot-failures", suite.name),
+                             description="Failure clusters (text, and the JSON `testpilot failures --run` reads)")
     per_test = [{"app": c.apps[0] if c.apps else "", "node_id": test, "category": c.category,
                  "defect_type": c.defect_type, "owner": c.team or "unowned", "message": c.example.splitlines()[0]
                  if c.example else "", "cluster": c.id} for c in analysis.clusters for test in c.tests]
-    return {"section": report_section(analysis), "per_test": per_test, "dirty_hosts": analysis.dirty_hosts}
+    return {"section": section, "per_test": per_test, "dirty_hosts": analysis.dirty_hosts}

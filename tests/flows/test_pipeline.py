@@ -131,3 +131,25 @@ def test_fail_fast_cancels_pending_nodes(prefect_api, tmp_path):
     assert nodes["app:alpha#0"]["state"] == "Failed"
     cancelled = [n for n, v in nodes.items() if v["state"] == "Cancelled"]
     assert cancelled and all("fail_fast" in nodes[n]["reason"] for n in cancelled)
+
+
+def test_dataset_is_generated_once_then_cached_and_failures_are_retrievable(prefect_api, tmp_path):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    from flows.cli import main
+
+    repo = make_repo(tmp_path)
+    commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "price * qty + 1")
+    states = [pipeline(suite=str(repo / "testpilot.yaml"), base="HEAD~1", head="HEAD",
+                       results_dir=str(tmp_path / f"results{i}"), return_state=True) for i in range(2)]
+    with get_client(sync_client=True) as client:
+        generated = [client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[s.state_details.flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="generate-data")))[0].state.name
+            for s in states]
+    assert generated[1] == "Cached", generated
+    report = json.loads(next((tmp_path / "results1").glob("*/report.json")).read_text())
+    [cluster] = report["clusters"]["clusters"]
+    assert cluster["count"] == 1 and cluster["category"] == "product_bug" and cluster["team"] == "alpha-team"
+    assert cluster["runs_seen"] == 2, "the second run should match the first run's cluster"
+    assert main(["failures", "--run", str(states[1].state_details.flow_run_id)]) == 0
