@@ -29,7 +29,8 @@ def command_env(env: Environment, app: str, extra: dict[str, str]) -> dict[str, 
     path = os.environ.get("PATH", "/usr/bin:/bin")
     if python:
         path = f"{Path(python).parent}{os.pathsep}{path}"
-    merged = {**base, "PATH": path, **env.env, **extra, "TESTPILOT_APP": app}
+    # Unbuffered, so output streams into the log as it happens rather than in 8 KiB blocks.
+    merged = {"PYTHONUNBUFFERED": "1", **base, "PATH": path, **env.env, **extra, "TESTPILOT_APP": app}
     if "PYTHONPATH" in extra and "PYTHONPATH" in env.env:
         merged["PYTHONPATH"] = os.pathsep.join((extra["PYTHONPATH"], env.env["PYTHONPATH"]))
     return merged
