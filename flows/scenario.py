@@ -62,15 +62,17 @@ def _run_steps(suite: str, plan: ScenarioPlan, apps: list[str], envs: list[Envir
         futures: dict[str, PrefectFuture[Any]] = {}
         for step in plan.steps:
             upstream = {dep: allow_failure(futures[dep]) for dep in step.needs}
+            # allow_failure: a failed dependency must still let this task run, to end it Skipped with the reason.
+            waits: list[Any] = list(upstream.values())
             futures[step.name] = run_step.submit(suite, plan.name, step.name, env_of[step.app], urls, unavailable,
-                                                 upstream, resume_key, wait_for=list(upstream.values()))
+                                                 upstream, resume_key, wait_for=waits)  # type: ignore[call-overload]
         for future in futures.values():
             future.wait()
         states = {name: future.state for name, future in futures.items()}
     finally:
         stop_services([s["pid"] for s in services.values()])
     results = {name: _step_result(state) for name, state in states.items()}
-    return scenario_summary(plan, results, {n: s.name for n, s in states.items()}, services)
+    return scenario_summary(plan, results, {n: str(s.name) for n, s in states.items()}, services)
 
 
 @flow(name="testpilot-scenario", flow_run_name="scenario-{name}",

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.states import Completed, State
 from prefect.utilities.hashing import hash_objects
 
-from tasks.common import TASK_DEFAULTS, suite_at
+from tasks.common import suite_at
 from tasks.execution import command_env
 from testpilot.environments.base import Environment
 from testpilot.scenarios.plan import ScenarioPlan, StepDecision, StepResult, decide_step, plan_scenario
@@ -35,7 +36,7 @@ def scenario_plan(suite_path: str, name: str) -> ScenarioPlan:
     return plan_scenario(name, suite.scenarios[name], source=suite.source)
 
 
-@task(name="start-service", task_run_name="service:{app}", **TASK_DEFAULTS)
+@task(name="start-service", task_run_name="service:{app}", cache_policy=NO_CACHE, persist_result=False)
 def start_app_service(suite_path: str, app: str, env: Environment, port: int, urls: dict[str, str],
                       backoff_scale: float = 1.0) -> dict[str, Any]:
     """Start ``app``'s service on ``port`` and wait for its health check (retries with backoff)."""

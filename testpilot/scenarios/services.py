@@ -123,7 +123,7 @@ def wait_healthy(pid: int, spec: CheckSpec | None, *, port: int, log_path: str,
         return HealthResult(False, f"service did not start: {log_tail(log_path)}", 0)
     if spec is None:
         # No check declared: a listening port is the least we can ask of a service.
-        spec = HealthCheck(tcp=f"{LOOPBACK}:{{port}}")
+        spec = HealthCheck(tcp=f"{LOOPBACK}:{{port}}", retries=5, backoff=0.2)
 
     def sleep_unless_exited(delay: float) -> None:
         if exit_status(pid) is not None:

@@ -17,8 +17,14 @@ from testpilot.errors import ConfigError, TestpilotError
 from testpilot.execution.command import build_argv
 from testpilot.execution.junit import parse_junit
 from testpilot.execution.local import CommandResult, run_local
-from testpilot.scenarios.dataflow import PLUGIN_FILE, PLUGIN_MODULE, StepOutputError, read_outputs, \
-    step_environment, write_inputs
+from testpilot.scenarios.dataflow import (
+    PLUGIN_FILE,
+    PLUGIN_MODULE,
+    StepOutputError,
+    read_outputs,
+    step_environment,
+    write_inputs,
+)
 from testpilot.scenarios.plan import PlannedStep, StepResult
 from testpilot.suite import AppConfig, Suite
 
