@@ -8,6 +8,7 @@ blocked scenario never fails the run. The summary dict is the result in every ca
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from prefect import flow
@@ -130,8 +131,6 @@ def scenario(suite: str, name: str, envs: list[Environment] | None = None, resum
 
 
 def _artifact_key(name: str) -> str:
-    import re
-
     return "testpilot-scenario-" + re.sub(r"[^a-z0-9-]", "-", name.lower())
 
 
@@ -149,3 +148,16 @@ def run_scenarios(suite: str, envs: list[Environment] | None = None, names: list
             summaries.append({"scenario": name, "verdict": "failed", "reasons": [str(value)], "steps": [],
                               "services": {}})
     return summaries
+
+
+def scenario_pools(suite: str, names: list[str] | None = None) -> dict[str, list[str]]:
+    """Pool -> apps the scenarios need (their apps and what those depend on), for the pipeline to merge
+    into the apps it provisions, so ``run_scenarios`` finds every app in the environments it is given."""
+    config = suite_at(suite)
+    pools: dict[str, list[str]] = {}
+    for name in names if names is not None else list(config.scenarios):
+        for app in involved_apps(config, scenario_plan(suite, name).apps):
+            apps = pools.setdefault(config.environment_for(app), [])
+            if app not in apps:
+                apps.append(app)
+    return pools

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,13 @@ from testpilot.settings import get_settings
 from tests.conftest import FIXTURES, REPO
 
 pytestmark = pytest.mark.flows
+
+
+@pytest.fixture(autouse=True)
+def _results_in_tmp(tmp_path: Path) -> Iterator[None]:
+    """Persisted step results go to this test's folder, not the user's Prefect home."""
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "results"}):
+        yield
 
 
 def _copy_examples(tmp_path: Path, change: Any = None) -> str:
@@ -98,25 +106,27 @@ def _counts(path: Path) -> Counter[str]:
 def test_rerun_resumes_from_the_failed_step(prefect_api: str, tmp_path: Path) -> None:
     suite, counter, flag = _resume_suite(tmp_path)
     flag.touch()
-    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "results"}):
-        first = scenario(suite=suite, name="resume", resume_key="head-1", return_state=True)
-        assert first.is_failed()
-        summary = first.result(raise_on_failure=False)
-        assert summary["verdict"] == "failed"
-        assert _steps(summary)["confirm"][:2] == ("failed", "Failed")
-        assert "exited with code 1: confirm: the payment provider declined order 42" in _steps(summary)["confirm"][2]
-        assert _counts(counter) == Counter({"login": 1, "create": 1, "confirm": 1})
+    first = scenario(suite=suite, name="resume", resume_key="head-1", return_state=True)
+    assert first.is_failed()
+    summary = first.result(raise_on_failure=False)
+    assert summary["verdict"] == "failed"
+    assert _steps(summary)["confirm"][:2] == ("failed", "Failed")
+    assert "exited with code 1: confirm: the payment provider declined order 42" in _steps(summary)["confirm"][2]
+    assert _steps(summary)["test_receipt"] == ("skipped", "Skipped", "dependency confirm failed")
+    assert _counts(counter) == Counter({"login": 1, "create": 1, "confirm": 1})
 
-        flag.unlink()
-        second = scenario(suite=suite, name="resume", resume_key="head-1", return_state=True)
-        assert second.is_completed() and second.name == "Completed", second.message
-        summary = second.result()
-        assert {n: s[:2] for n, s in _steps(summary).items()} == {
-            "test_login": ("passed", "Cached"), "test_create": ("passed", "Cached"), "confirm": ("passed", "Completed")}
-        assert _counts(counter) == Counter({"login": 1, "create": 1, "confirm": 2})
+    flag.unlink()
+    second = scenario(suite=suite, name="resume", resume_key="head-1", return_state=True)
+    assert second.is_completed() and second.name == "Completed", second.message
+    summary = second.result()
+    assert {n: s[:2] for n, s in _steps(summary).items()} == {
+        "test_login": ("passed", "Cached"), "test_create": ("passed", "Cached"), "confirm": ("passed", "Completed"),
+        "test_receipt": ("passed", "Completed")}
+    assert [s["name"] for s in summary["steps"] if s["reused"]] == ["test_login", "test_create"]
+    assert _counts(counter) == Counter({"login": 1, "create": 1, "confirm": 2, "receipt": 1})
 
-        scenario(suite=suite, name="resume", resume_key="head-2")  # another key: nothing reused
-        assert _counts(counter) == Counter({"login": 2, "create": 2, "confirm": 3})
+    scenario(suite=suite, name="resume", resume_key="head-2")  # another key: nothing reused
+    assert _counts(counter) == Counter({"login": 2, "create": 2, "confirm": 3, "receipt": 2})
     _no_leftovers()
 
 
@@ -130,3 +140,11 @@ def test_wrong_typed_output_blocks_the_consumer_not_a_failure(prefect_api: str, 
                                 "as str 'forty-two', expected int")
     assert steps["test_unrelated"][:2] == ("passed", "Completed")
     assert "confirm" not in _counts(counter)
+
+
+def test_scenario_pools_name_every_app_a_scenario_needs() -> None:
+    suite = str(REPO / "examples" / "testpilot.yaml")
+    from flows.scenario import scenario_pools
+
+    assert scenario_pools(suite) == {"integration": ["payment-service", "user-service", "web-frontend"]}
+    assert scenario_pools(suite, names=[]) == {}
