@@ -76,8 +76,8 @@ def step_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str |
         return None
     plan = scenario_plan(parameters["suite_path"], parameters["scenario"])
     step = plan.step(parameters["step"])
-    return hash_objects("testpilot-scenario-step", parameters["resume_key"], plan.name, step.name, step.app,
-                        step.test, step.command, dict(decision.inputs))
+    return hash_objects("testpilot-scenario-step", parameters["resume_key"], suite_at(parameters["suite_path"]).name,
+                        plan.name, step.name, step.app, step.test, step.command, dict(decision.inputs))
 
 
 @task(name="scenario-step", task_run_name="{step}", cache_key_fn=step_cache_key, persist_result=True)
