@@ -55,7 +55,8 @@ def run_pipeline(repo: Path, delay: float, results: Path) -> tuple[float, int]:
 
     os.environ["TESTPILOT_EXAMPLE_DELAY"] = str(delay)
     started = time.perf_counter()
-    state = pipeline(suite=str(repo / "testpilot.yaml"), full=True, max_parallel=1, results_dir=str(results),
+    state = pipeline(suite=str(repo / "testpilot.yaml"), full=True, max_parallel=1, scenarios=False,
+                     results_dir=str(results),
                      return_state=True)
     elapsed = time.perf_counter() - started
     summary = state.result(raise_on_failure=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Literal
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
@@ -35,7 +36,9 @@ def ensure_work_pool(name: str = POOL) -> bool:
 def register_blocks() -> list[str]:
     DatabaseServer.register_type_and_schema()
     saved = []
-    for kind, var in (("postgres", "TESTPILOT_POSTGRES_URL"), ("mysql", "TESTPILOT_MYSQL_URL")):
+    kinds: tuple[tuple[Literal["postgres", "mysql"], str], ...] = (
+        ("postgres", "TESTPILOT_POSTGRES_URL"), ("mysql", "TESTPILOT_MYSQL_URL"))
+    for kind, var in kinds:
         if os.environ.get(var):
             DatabaseServer(kind=kind, url=SecretStr(os.environ[var])).save(f"testpilot-{kind}", overwrite=True)
             saved.append(f"testpilot-{kind}")

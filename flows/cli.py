@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 from testpilot.errors import ConfigError, GitError, TestpilotError
 from testpilot.settings import get_settings
@@ -59,7 +60,7 @@ def run_pipeline(suite_path: str, base: str, head: str, full: bool = False, resu
     run_id = state.state_details.flow_run_id
     print(f"Flow run: {ui}/runs/flow-run/{run_id}")
     if state.is_completed():
-        summary = state.result()
+        summary = cast(dict[str, Any], state.result())
         print(f"PASSED: {summary['tests']} test(s); reports in {summary['results_dir']}")
         return 0
     exc = state.result(raise_on_failure=False)

@@ -16,6 +16,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.scenario import run_scenarios, scenario_pools
 from tasks.common import suite_at
 from tasks.environments import cleanup_hook, provision, release_all, teardown
 from tasks.execution import run_node
@@ -32,7 +33,7 @@ from testpilot.results import ShardResult
 from testpilot.settings import get_settings
 
 
-def _state_of(future: PrefectFuture[ShardResult]) -> tuple[str, str]:
+def _state_of(future: PrefectFuture[Any]) -> tuple[str, str]:
     future.wait()  # fixes the final state locally; reading it before can return a lagging API copy
     return future.state.name or "", future.state.message or ""
 
@@ -44,16 +45,16 @@ def _run_url() -> str:
     return f"{ui}/runs/flow-run/{flow_run.id}" if ui and flow_run.id else ""
 
 
-def _shard(future: PrefectFuture[ShardResult]) -> ShardResult | None:
+def _shard(future: PrefectFuture[Any]) -> ShardResult | None:
     data = future.result(raise_on_failure=False)
     return data if isinstance(data, ShardResult) else None
 
 
-@flow(name="testpilot-pipeline", task_runner=ThreadPoolTaskRunner(max_workers=16),
+@flow(name="testpilot-pipeline", task_runner=ThreadPoolTaskRunner(max_workers=16),  # type: ignore[arg-type]
       on_crashed=[cleanup_hook], on_cancellation=[cleanup_hook])
 def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "HEAD", full: bool = False,
-             results_dir: str | None = None, max_parallel: int = 4, fail_fast: bool = False
-             ) -> dict[str, Any] | State:
+             results_dir: str | None = None, max_parallel: int = 4, fail_fast: bool = False,
+             scenarios: bool = True) -> dict[str, Any] | State:
     """Run the tests a change affects (or all with ``full``) in locked, freshly reset environments."""
     started = time.monotonic()
     run_id = str(flow_run.id or "local")
@@ -67,6 +68,13 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
     pools: dict[str, list[str]] = {}
     for app in dict.fromkeys(n.app for n in nodes):
         pools.setdefault(config.environment_for(app), []).append(app)
+    affected = {t.app for t in selection.selected}
+    wanted = [name for name, sc in config.scenarios.items()
+              if scenarios and (full or any(step.app in affected for step in sc.steps))]
+    if wanted:
+        for pool, extra in scenario_pools(suite, wanted).items():
+            pools.setdefault(pool, []).extend(a for a in extra if a not in pools[pool])
+    scenario_results: list[dict[str, Any]] = []
     envs: list[Environment] = []
     shards: list[ShardResult] = []
     states: dict[str, str] = {}
@@ -84,7 +92,7 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                 env_of = {app: env for env in envs for app in pools[env.pool]}
                 plan = {n.node: n for n in nodes}
 
-                def start(node: str, decision: Decision) -> PrefectFuture[ShardResult]:
+                def start(node: str, decision: Decision) -> PrefectFuture[Any]:
                     n = plan[node]
                     set_progress(progress, 25 + 65 * len(states) / max(1, len(plan)))
                     return run_node.submit(suite, node, n.app, n.shard, n.tests, env_of[n.app],
@@ -95,6 +103,8 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                                   _state_of, max_parallel=max_parallel, fail_fast=fail_fast)
                 states, reasons = outcome.states, outcome.reasons
                 shards = [s for f in outcome.handles.values() if (s := _shard(f)) is not None]
+                if wanted:
+                    scenario_results = run_scenarios(suite, envs, wanted)
             finally:
                 try:
                     teardown(suite, envs)
@@ -107,10 +117,13 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                              wall_seconds=time.monotonic() - started,
                              results_dir=str(results_dir or get_settings().results_dir), run_id=run_id,
                              graph_mermaid=graph_mermaid(suite, states, reasons) if states else "",
-                             extra={"clusters": analysis["section"], "nodes": {n: {"state": s, "reason": reasons.get(n, "")}
+                             extra={"clusters": analysis["section"], "scenarios": scenario_results,
+                                    "nodes": {n: {"state": s, "reason": reasons.get(n, "")}
                                               for n, s in states.items()}})
     set_progress(progress, 100)
-    if summary["failed"]:
-        error = TestsFailed(summary["failed"], summary["tests"], summary["results_dir"])
+    failed_scenarios = [s for s in scenario_results if s.get("verdict") == "failed"]
+    if summary["failed"] or failed_scenarios:
+        error = TestsFailed(summary["failed"] + len(failed_scenarios), summary["tests"] + len(scenario_results),
+                            summary["results_dir"])
         return Failed(message=str(error), data=error)  # a verdict, not a crash: no traceback in the log
     return summary

@@ -77,7 +77,7 @@ def _run_steps(suite: str, plan: ScenarioPlan, apps: list[str], envs: list[Envir
 
 
 @flow(name="testpilot-scenario", flow_run_name="scenario-{name}",
-      task_runner=ThreadPoolTaskRunner(max_workers=int(os.environ.get("TESTPILOT_MAX_PARALLEL", "4"))),
+      task_runner=ThreadPoolTaskRunner(max_workers=int(os.environ.get("TESTPILOT_MAX_PARALLEL", "4"))),  # type: ignore[arg-type]
       on_crashed=[_stop_services_hook], on_cancellation=[_stop_services_hook])
 def scenario(suite: str, name: str, envs: list[Environment] | None = None, resume_key: str | None = None,
              health_backoff_scale: float = 1.0) -> dict[str, Any] | State:

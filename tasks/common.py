@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from prefect.cache_policies import NO_CACHE
 
 from testpilot.suite import Suite, load_suite
 
-TASK_DEFAULTS = {"cache_policy": NO_CACHE, "persist_result": False}
+TASK_DEFAULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 @lru_cache(maxsize=8)

@@ -57,7 +57,7 @@ def current_holders(pool: str, window: timedelta = timedelta(hours=12), max_page
         for _ in range(max_pages - 1):
             if not page.next_page:
                 break
-            page = client.read_events_page(page.next_page)
+            page = client.read_events_page(str(page.next_page))
             events.extend(page.events)
         acquired = {e.id: e for e in events if e.event.endswith(".acquired")}
         for event in events:

@@ -46,7 +46,7 @@ def latest_table(key: str) -> list[dict[str, Any]]:
 
 
 def start_progress(description: str) -> UUID:
-    return create_progress_artifact(progress=0.0, description=description)
+    return create_progress_artifact(progress=0.0, description=description)  # type: ignore[return-value]
 
 
 def set_progress(artifact_id: UUID, percent: float) -> None:

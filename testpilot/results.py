@@ -52,6 +52,10 @@ class ShardResult(BaseModel):
     def ok(self) -> bool:
         return not any(r.failed for r in self.results) and not self.timed_out and not self.aborted
 
+    def __repr__(self) -> str:  # Prefect logs failed states with their data; keep that to one line
+        failed = sum(1 for r in self.results if r.failed)
+        return f"ShardResult({self.app}#{self.shard}: {len(self.results)} results, {failed} failed)"
+
 
 class Reason(BaseModel):
     """Why a test was selected or skipped: one line, plus the evidence behind it."""

@@ -53,7 +53,7 @@ def create_database(service_name: str, service: ServiceConfig, *, env_id: str, r
             conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
     except sa.exc.SQLAlchemyError as exc:
         raise ProvisioningError(f"cannot create database {name} on {url.host}:{url.port}: "
-                                f"{exc.__class__.__name__}: {str(exc.orig or exc).splitlines()[0]}",
+                                f"{exc.__class__.__name__}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}",
                                 host=str(url.host), phase="provision",
                                 hint="check the server URL (TESTPILOT_POSTGRES_URL / services.*.url)") from None
     finally:

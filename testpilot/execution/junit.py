@@ -37,6 +37,8 @@ def parse_junit(path: str | Path, *, app: str, shard: int = 0, environment: str 
     results = []
     for suite in suites:
         for case in suite:
+            if not isinstance(case, TestCase):
+                continue
             outcome: Outcome = "passed"
             message = traceback = ""
             for res in case.result:

@@ -68,7 +68,7 @@ def record_from_result(result: TestResult, reruns: Sequence[TestResult | Outcome
     output = "\n".join(part for part in (result.stdout, result.stderr) if part)
     return FailureRecord(
         test_id=result.node_id, app=result.app, environment=result.environment, host=result.host,
-        phase=phase,  # type: ignore[arg-type]
+        phase=phase,
         exception_type=exc_type, message=_tail(text or message), traceback=_tail(result.traceback),
         output=_tail(output), duration=result.duration,
         rerun_outcomes=[r.outcome if isinstance(r, TestResult) else r for r in reruns])
@@ -98,7 +98,7 @@ def record_from_error(error: BaseException, *, test_id: str = "", app: str = "",
     trace = "".join(tb.format_exception(type(error), error, error.__traceback__))
     return FailureRecord(
         test_id=test_id or f"{phase}:{environment or host or app or 'run'}", app=app,
-        environment=environment, host=host or err_host, phase=phase,  # type: ignore[arg-type]
+        environment=environment, host=host or err_host, phase=phase,
         exception_type=type(error).__name__, message=_tail(message), traceback=_tail(trace),
         output=_tail(output), duration=duration)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from functools import partial
 from pathlib import Path
 
 from testpilot.errors import GitError
@@ -27,6 +28,10 @@ def changed_files(repo: Path, base: str, head: str) -> list[str]:
                            hint="pass --base/--head refs that exist in this repository")
     out = _git(repo, "diff", "--name-only", "--no-renames", f"{base}...{head}" if head else base, "--")
     return [line for line in out.splitlines() if line]
+
+
+def _group(match: re.Match[str], ref: re.Match[str]) -> str:
+    return match.group(int(ref.group(1)))
 
 
 def _test_files(app_dir: Path, test_paths: list[str]) -> list[str]:
@@ -70,7 +75,7 @@ def select(suite: Suite, repo: Path, base: str, head: str) -> Selection:
                     continue
                 patterns = [rule.test_pattern] if isinstance(rule.test_pattern, str) else rule.test_pattern
                 for pattern in patterns:
-                    target = re.sub(r"\{(\d+)\}", lambda g, m=m: m.group(int(g.group(1))), pattern)
+                    target = re.sub(r"\{(\d+)\}", partial(_group, m), pattern)
                     for test in tests:
                         if Path(test).match(target) or test == target:
                             hit = True

@@ -1,6 +1,5 @@
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
