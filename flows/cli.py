@@ -106,6 +106,7 @@ def cmd_failures(args: argparse.Namespace) -> int:
 def cmd_data_gc(args: argparse.Namespace) -> int:
     _with_api()
     from flows.maintenance import run_is_finished
+    from testpilot.environments.databases import gc_databases
     from testpilot.testdata import gc
 
     settings = get_settings()
@@ -117,7 +118,7 @@ def cmd_data_gc(args: argparse.Namespace) -> int:
         raise ConfigError("no database server to clean", field="--url",
                           hint="pass --url, or set TESTPILOT_POSTGRES_URL / TESTPILOT_MYSQL_URL")
     for url in dict.fromkeys(urls):
-        dropped = gc(url, run_is_finished)
+        dropped = gc(url, run_is_finished) + gc_databases(url, run_is_finished)
         print(f"{url.split('@')[-1]}: dropped {len(dropped)} namespace(s){': ' if dropped else ''}{', '.join(dropped)}")
     return 0
 

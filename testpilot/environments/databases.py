@@ -7,6 +7,7 @@ through SQLAlchemy's identifier preparer, so nothing from config reaches SQL unq
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,8 +20,29 @@ DB_PREFIX = "tp_"
 
 
 def database_name(env_id: str, run_id: str, service: str) -> str:
-    raw = f"{DB_PREFIX}{run_id.replace('-', '')[:12]}_{env_id}_{service}".lower()
+    """``tp_<32 hex of the run id>_<env>_<service>``, cut to 63 characters; the run id always survives."""
+    raw = f"{DB_PREFIX}{run_id.replace('-', '')}_{env_id}_{service}".lower()
     return re.sub(r"[^a-z0-9_]", "_", raw)[:63]
+
+
+def run_of_database(name: str) -> str | None:
+    """The run id a per-environment database belongs to, or None for other names."""
+    match = re.fullmatch(rf"{DB_PREFIX}([0-9a-f]{{32}})_.+", name)
+    if not match:
+        return None
+    h = match.group(1)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def gc_databases(server_url: str, is_run_finished: Callable[[str], bool]) -> list[str]:
+    """Drop per-environment databases whose run is over (the reaper and ``testpilot data gc``)."""
+    dropped = []
+    for name in list_databases(server_url):
+        run_id = run_of_database(name)
+        if run_id and is_run_finished(run_id):
+            drop_database(make_url(server_url).set(database=name).render_as_string(hide_password=False))
+            dropped.append(name)
+    return dropped
 
 
 def _admin_engine(url: str) -> sa.Engine:

@@ -178,6 +178,7 @@ def cleanup_run(home: Path, run_id: str, servers: list[str]) -> list[str]:
     from testpilot.environments.databases import DB_PREFIX, drop_database, list_databases
 
     short = run_id.replace("-", "")[:12]
+    full = run_id.replace("-", "")
     removed = []
     for folder in leftover_workdirs(home):
         if folder.name.endswith(f"-{short}"):
@@ -187,7 +188,7 @@ def cleanup_run(home: Path, run_id: str, servers: list[str]) -> list[str]:
         from sqlalchemy.engine import make_url
 
         for name in list_databases(server):
-            if name.startswith(f"{DB_PREFIX}{short}"):
+            if name.startswith(f"{DB_PREFIX}{full}"):
                 drop_database(make_url(server).set(database=name).render_as_string(hide_password=False))
                 removed.append(name)
     return removed

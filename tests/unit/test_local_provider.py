@@ -97,3 +97,21 @@ def test_postgres_service_gets_a_dedicated_database(tmp_path):
         conn.execute(sa.text("create table t (x int)"))
     provider.release(env)
     assert name not in list_databases(PG)
+
+
+@pytest.mark.postgres
+def test_gc_drops_databases_of_finished_runs_only(tmp_path):
+    from testpilot.environments.databases import gc_databases, run_of_database
+
+    need(_pg_available(), "PostgreSQL at 127.0.0.1:5432")
+    provider = LocalProvider(tmp_path, postgres_url=PG)
+    dead, alive = "aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000002"
+    envs = [provider.acquire(request(pool=f"gc{i}", services={"db": ServiceConfig(type="postgres")}, run_id=run))
+            for i, run in enumerate((dead, alive))]
+    names = [sa.engine.make_url(e.databases["db"]).database for e in envs]
+    assert [run_of_database(n) for n in names] == [dead, alive]
+    dropped = gc_databases(PG, lambda run_id: run_id == dead)
+    assert dropped == [names[0]] and names[1] in list_databases(PG)
+    for env in envs:
+        provider.release(env)
+    assert not set(names) & set(list_databases(PG))
