@@ -160,7 +160,7 @@ class RemoteHost:
                  password: str | None = None, private_key: str | None = None, key_file: str | None = None,
                  passphrase: str | None = None, trust_on_first_use: bool = False,
                  on_new_host_key: Callable[[str], None] | None = None, connect_timeout: float = 10.0,
-                 poll_interval: float = 0.05, reconnect_delay: float = 0.5, kill_grace: float = 1.0,
+                 poll_interval: float = 0.05, reconnect_delay: float = 0.5, kill_grace: float = 0.5,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.host, self.port, self.user = host, port, user
         self._pinned = parse_host_key(host_key) if host_key else None
@@ -398,9 +398,10 @@ class RemoteHost:
         """TERM the remote process group, KILL it after ``kill_grace`` s; best effort."""
         steps = max(1, int(self.kill_grace / 0.1))
         group = f"-{int(pid)}"
-        script = (f"kill -TERM -- {group} 2>/dev/null; i=0; "
-                  f"while kill -0 -- {group} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done; "
-                  f"kill -KILL -- {group} 2>/dev/null; true")
+        # No "--" before the negative pid: dash's kill rejects it, and "-TERM -N" works in every POSIX sh.
+        script = (f"kill -TERM {group} 2>/dev/null; i=0; "
+                  f"while kill -0 {group} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done; "
+                  f"kill -KILL {group} 2>/dev/null; true")
         try:
             channel = self._transport().open_session(timeout=self.connect_timeout)
             channel.exec_command(script)

@@ -257,6 +257,10 @@ class SimulatedVM:
                     proc.kill()
                     proc.wait(timeout)
             self._proc = None
+        if self.as_root:
+            # The uid is this VM's alone, so whatever still runs as it (orphans reparented to init
+            # after a session-only drop) belongs to the VM and goes with it.
+            _kill_all(_pids_of_uid(self.uid))
         self._close_log()
         with _LIVE_LOCK:
             _LIVE.discard(self)
@@ -312,22 +316,23 @@ class SimulatedVM:
         if was_running:
             self.start()
 
-    def drop_connections(self) -> int:
-        """Kill every live session (and the commands it runs); the listener stays. Returns the count."""
+    def drop_connections(self, *, keep_commands: bool = False) -> int:
+        """Kill every live session; the listener stays. Returns how many processes were killed.
+
+        By default the commands the sessions run die too (a crashed guest). ``keep_commands=True``
+        kills only the sshd session processes, so commands run on as orphans, as after a network cut.
+        """
         if self._proc is None:
             return 0
         killed = 0
         # New sessions may fork while we kill, so repeat until the tree is empty.
         for _ in range(20):
             children = _descendants(self._proc.pid)
+            if keep_commands:
+                children = [pid for pid in children if _comm(pid) == "sshd"]
             if not children:
                 break
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except ProcessLookupError:
-                    pass
+            killed += _kill_all(children)
             time.sleep(0.01)
         return killed
 
@@ -520,6 +525,37 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        uid_line = next((line for line in text.splitlines() if line.startswith("Uid:")), "")
+        if uid_line and int(uid_line.split()[1]) == uid:
+            found.append(int(status.parent.name))
+    return found
+
+
+def _kill_all(pids: Sequence[int]) -> int:
+    killed = 0
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
 
 
 def _copy_tree(source: Path, target: Path) -> None:

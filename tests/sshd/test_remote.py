@@ -22,8 +22,16 @@ def _host(vm: SimulatedVM, key: KeyPair, **options: object) -> RemoteHost:
                       reconnect_delay=0, **options)  # type: ignore[arg-type]
 
 
-def _alive(remote: RemoteHost, pid: int) -> bool:
-    return remote.run(["sh", "-c", f"kill -0 -- -{pid} 2>/dev/null"]).exit_code == 0
+def _group_alive(pgid: int) -> bool:
+    """Any live process in group ``pgid``, read from /proc here (the VM is on this machine)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def test_streams_lines_in_order_while_the_command_runs(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
@@ -108,6 +116,21 @@ def test_one_drop_is_reconnected_and_the_command_rerun(sshd_vm: SimulatedVM, cli
     assert lines[-1] == ("stdout", "finished") and sshd_vm.address in lines[1][1]
 
 
+def test_rerun_after_a_network_cut_stops_the_first_attempt(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
+    pids: list[str] = []
+
+    def on_line(stream: str, line: str) -> None:
+        if stream == "stdout" and line.startswith("pid "):
+            pids.append(line.split()[1])
+            if len(pids) == 1:
+                sshd_vm.drop_connections(keep_commands=True)  # the first attempt runs on, orphaned
+
+    with _host(sshd_vm, client_key) as remote:
+        result = remote.run(["sh", "-c", "echo pid $$; sleep 0.3; echo done"], on_line=on_line, timeout=20)
+    assert result.reconnects == 1 and result.exit_code == 0 and len(pids) == 2
+    assert not _group_alive(int(pids[0]))
+
+
 def test_second_drop_is_an_infrastructure_error(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
     def on_line(stream: str, line: str) -> None:
         if line == "started":
@@ -129,7 +152,7 @@ def test_kernel_panic_aborts_and_stops_the_remote_command(sshd_vm: SimulatedVM, 
     script = "echo booting; echo 'Kernel panic - not syncing: Fatal exception'; sleep 30; touch survived"
     with _host(sshd_vm, client_key) as remote:
         result = remote.run(["sh", "-c", script], monitor=StreamMonitor(), timeout=60)
-        assert result.pid is not None and not _alive(remote, result.pid)
+        assert result.pid is not None and not _group_alive(result.pid)
     assert result.aborted.startswith("kernel_panic: Kernel panic") and result.dirty and result.exit_code is None
     assert result.duration < 10  # not the 30 s the command would have taken
     assert not (sshd_vm.home / "survived").exists()
@@ -142,7 +165,7 @@ def test_timeout_stops_the_command(sshd_vm: SimulatedVM, client_key: KeyPair) ->
     with _host(sshd_vm, client_key, kill_grace=0.2) as remote:
         result = remote.run(["sh", "-c", "echo start; sleep 30"], timeout=0.5)
         assert result.timed_out and result.exit_code is None and result.pid is not None
-        assert not _alive(remote, result.pid)
+        assert not _group_alive(result.pid)
 
 
 def test_hostile_arguments_are_never_executed(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
