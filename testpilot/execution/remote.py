@@ -261,9 +261,10 @@ class RemoteHost:
         if self.on_new_host_key is not None:
             self.on_new_host_key(key_text(key))
 
-    def _with_reconnect(self, what: str, phase: str, operation: Callable[[int], T]) -> T:
+    def _with_reconnect(self, what: str, phase: str, operation: Callable[[int], T], reconnect: bool = True) -> T:
         """Run ``operation(attempt)``; after a drop reconnect once and run it again, then give up."""
-        for attempt in (0, 1):
+        attempts = 2 if reconnect else 1
+        for attempt in range(attempts):
             try:
                 return operation(attempt)
             except (_Dropped, *_DROPS) as exc:
@@ -273,9 +274,11 @@ class RemoteHost:
                                               phase=phase, hint="check paths and permissions on the host"
                                               ) from exc
                 self.close()
-                if attempt == 1:
+                if attempt == attempts - 1:
+                    word = "again " if reconnect else ""
                     raise InfrastructureError(
-                        f"connection to {self.host} dropped again during {what} after one reconnect: {exc}",
+                        f"connection to {self.host} dropped {word}during {what}"
+                        f"{' after one reconnect' if reconnect else ''}: {exc}",
                         host=self.host, phase=phase, dirty=True,
                         hint="the environment is marked dirty and will be reset before its next use") from exc
                 log.warning("connection to %s dropped during %s (%s); reconnecting once", self.host, what, exc)
@@ -292,14 +295,16 @@ class RemoteHost:
     # ------------------------------------------------------------------ commands
     def run(self, argv: Sequence[str], *, on_line: OnLine | None = None, on_event: OnEvent | None = None,
             monitor: StreamMonitor | None = None, timeout: float | None = None, cwd: str | None = None,
-            env: Mapping[str, str] | None = None, phase: str = "test", tail_lines: int = 50) -> RemoteResult:
+            env: Mapping[str, str] | None = None, phase: str = "test", tail_lines: int = 50,
+            reconnect: bool = True) -> RemoteResult:
         """Run ``argv`` and stream its output line by line to ``on_line(stream, line)``.
 
         ``stream`` is ``stdout``, ``stderr``, or ``testpilot`` for the runner's own notices
         (such as a reconnect). An ``abort`` event from ``monitor`` stops the remote process group
         at once (TERM, then KILL after ``kill_grace`` seconds) and returns with ``aborted`` set and
         ``dirty=True``; so does ``timeout`` with ``timed_out=True``. A drop is retried once (see the
-        module docstring); a second one raises :class:`InfrastructureError`.
+        module docstring); a second one raises :class:`InfrastructureError`. ``reconnect=False``
+        raises on the first drop (for commands that must not run twice, such as a reset that reboots).
         """
         command = remote_command(argv, cwd=cwd, env=env)
         started = self._clock()
@@ -315,7 +320,7 @@ class RemoteHost:
             result.reconnects = number
             return result
 
-        return self._with_reconnect(f"'{shlex.join(argv)[:80]}'", phase, attempt)
+        return self._with_reconnect(f"'{shlex.join(argv)[:80]}'", phase, attempt, reconnect)
 
     def _run_once(self, command: str, on_line: OnLine | None, on_event: OnEvent | None,
                   monitor: StreamMonitor | None, timeout: float | None, started: float, tail_lines: int,
