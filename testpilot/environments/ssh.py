@@ -47,6 +47,8 @@ class SSHMachine(BaseModel):
     trust_on_first_use: bool = Field(default=False, description="Accept and record an unpinned key once.")
     reset_command: tuple[str, ...] = Field(default=(), description="Run before each hand-out, e.g. a rollback.")
     reset_reboots: bool = Field(default=False, description="The reset command reboots the host (a drop is expected).")
+    boot_id_command: tuple[str, ...] = Field(default=("cat", "/proc/sys/kernel/random/boot_id"),
+                                             description="Prints an id that changes on every boot.")
     workdir: str = Field(default="testpilot-runs", description="Base folder for run workdirs (relative: home).")
     credentials_block: str | None = Field(default=None, description="Block holding the secret, for SSHAccess.")
 
@@ -189,6 +191,7 @@ class SSHMachineProvider:
         if not machine.reset_command:
             return
         log.info("resetting SSH machine %s with %s", machine.name, machine.reset_command[0])
+        boot_id = self._boot_id(machine) if machine.reset_reboots else ""
         try:
             with self.remote(machine) as remote:
                 result = remote.run(machine.reset_command, on_line=self.on_line, timeout=self.reset_timeout,
@@ -197,7 +200,7 @@ class SSHMachineProvider:
             if not machine.reset_reboots or exc.phase == "connect":
                 raise ProvisioningError(f"reset of {machine.name} ({machine.host}) failed: {exc.message}",
                                         host=machine.host, phase="reset", dirty=True, hint=exc.hint) from exc
-            self._wait_until_healthy(machine)  # the reboot cut the session, as expected
+            self._wait_until_back(machine, boot_id)  # the reboot cut the session, as expected
             return
         if result.timed_out or result.exit_code != 0:
             why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
@@ -205,15 +208,19 @@ class SSHMachineProvider:
                                     host=machine.host, phase="reset", dirty=True,
                                     hint="run the reset command by hand on the host to see why")
         if machine.reset_reboots:
-            self._wait_until_healthy(machine)
+            self._wait_until_back(machine, boot_id)
 
-    def _wait_until_healthy(self, machine: SSHMachine) -> None:
+    def _wait_until_back(self, machine: SSHMachine, old_boot_id: str) -> None:
+        """Wait until the host answers with a new boot id (answering alone may precede the reboot)."""
         diagnostics = Diagnostics()
         started = self._clock()
         while True:
             health = self._health(machine)
             if health.ok:
-                return
+                boot_id = self._boot_id(machine)
+                if not old_boot_id or (boot_id and boot_id != old_boot_id):
+                    return
+                health = Health(ok=False, detail="answers, but has not rebooted yet")
             diagnostics.add(health.detail)
             diagnostics.waited_seconds = self._clock() - started
             if diagnostics.waited_seconds >= self.reboot_timeout:
@@ -221,6 +228,14 @@ class SSHMachineProvider:
                                         f"{diagnostics.summary()}", host=machine.host, phase="reset", dirty=True,
                                         hint="check the host's console; raise reboot_timeout if it is slow")
             self._sleep(self.poll_interval)
+
+    def _boot_id(self, machine: SSHMachine) -> str:
+        try:
+            with self.remote(machine) as remote:
+                result = remote.run(machine.boot_id_command, phase="reset", timeout=self.connect_timeout)
+        except TestpilotError:
+            return ""
+        return result.tail.strip() if result.exit_code == 0 else ""
 
     def _health(self, machine: SSHMachine) -> Health:
         try:

@@ -15,9 +15,6 @@ in its details: the environment must be reset before anyone uses it again.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import logging
 import os
 import posixpath
@@ -37,6 +34,16 @@ import paramiko
 from testpilot.environments.base import SSHAccess
 from testpilot.errors import ConfigError, InfrastructureError, StreamAbort
 from testpilot.execution.monitor import Event, StreamMonitor
+from testpilot.execution.ssh_keys import (
+    HostKeyRejected,
+    UnknownHostKeyPolicy,
+    fingerprint,
+    key_text,
+    load_private_key,
+    parse_host_key,
+)
+
+__all__ = ["HostKeyRejected", "OnEvent", "OnLine", "RemoteHost", "RemoteResult", "remote_command"]
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +56,6 @@ DEFAULT_UPLOAD_EXCLUDES = (".git", "__pycache__", "*.pyc", ".venv", ".pytest_cac
 _PID_MARKER = "testpilot-pid:"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DROPS = (EOFError, OSError, paramiko.SSHException)
-
-
-class HostKeyRejected(InfrastructureError):
-    """The host offered a key that is not the pinned one (or there is no pinned key and no TOFU)."""
-
-    def __init__(self, message: str, *, host: str, offered: str, expected: str = "", hint: str = "") -> None:
-        super().__init__(message, host=host, phase="connect", hint=hint, offered=offered, expected=expected,
-                         dirty=False)
-        self.offered, self.expected = offered, expected
 
 
 @dataclass
@@ -89,42 +87,6 @@ class RemoteResult:
 
 class _Dropped(Exception):
     """The connection died under an operation; the caller decides whether to reconnect."""
-
-
-def parse_host_key(text: str) -> paramiko.PKey:
-    """A ``paramiko.PKey`` from ``'ssh-ed25519 AAAA...'`` (a known_hosts line or .pub also works)."""
-    tokens = text.split()
-    for index, token in enumerate(tokens[:-1]):
-        if token.startswith(("ssh-", "ecdsa-", "sk-")):
-            try:
-                return paramiko.PKey.from_type_string(token, base64.b64decode(tokens[index + 1]))
-            except (ValueError, paramiko.SSHException) as exc:
-                raise ConfigError(f"host key {token} cannot be read: {exc}", field="host_key",
-                                  hint="paste the key as printed by ssh-keyscan, e.g. 'ssh-ed25519 AAAA...'"
-                                  ) from exc
-    raise ConfigError("host key is not in OpenSSH format", field="host_key",
-                      hint="paste the key as printed by ssh-keyscan, e.g. 'ssh-ed25519 AAAA...'")
-
-
-def key_text(key: paramiko.PKey) -> str:
-    return f"{key.get_name()} {key.get_base64()}"
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """``SHA256:...`` as ssh-keygen -l prints it."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-
-
-def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
-    """A private key from its OpenSSH/PEM text (never written to disk)."""
-    errors = []
-    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
-        try:
-            return cls.from_private_key(io.StringIO(text), password=passphrase)
-        except (paramiko.SSHException, ValueError) as exc:
-            errors.append(f"{cls.__name__}: {exc}")
-    raise ConfigError("the SSH private key cannot be read", field="private_key",
-                      hint="give an unencrypted ed25519, ecdsa or RSA key, or its passphrase")
 
 
 def remote_command(argv: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -201,7 +163,8 @@ class RemoteHost:
         client = paramiko.SSHClient()
         if self._pinned is not None:
             client.get_host_keys().add(self._known_name(), self._pinned.get_name(), self._pinned)
-        client.set_missing_host_key_policy(_HostKeyPolicy(self))
+        first_use = self._record_first_key if self.trust_on_first_use and self._pinned is None else None
+        client.set_missing_host_key_policy(UnknownHostKeyPolicy(self.host, self.port, first_use))
         try:
             client.connect(self.host, self.port, self.user, password=self._password, pkey=self._pkey,
                            key_filename=self._key_file, passphrase=self._passphrase,
@@ -470,25 +433,6 @@ class RemoteHost:
         if sftp is None:
             raise _Dropped("SFTP subsystem did not start")
         return sftp
-
-
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Unknown key: record it when TOFU is on, else reject naming the host and the key offered."""
-
-    def __init__(self, owner: RemoteHost) -> None:
-        self.owner = owner
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        owner = self.owner
-        if owner.trust_on_first_use and owner._pinned is None:
-            owner._record_first_key(key)
-            client.get_host_keys().add(hostname, key.get_name(), key)
-            return
-        raise HostKeyRejected(
-            f"{owner.host}:{owner.port} offered host key {fingerprint(key)} and no key is pinned for it",
-            host=owner.host, offered=key_text(key),
-            hint=f"pin it after checking it out of band (ssh-keyscan -t ed25519 -p {owner.port} {owner.host}), "
-                 "or enable trust_on_first_use explicitly")
 
 
 def _excluded(name: str, patterns: Sequence[str]) -> bool:
