@@ -336,6 +336,16 @@ class SimulatedVM:
             time.sleep(0.01)
         return killed
 
+    def write_file(self, relative: str, text: str, mode: int = 0o644) -> Path:
+        """Put a file in the VM's home, owned by the VM user (as if the guest had written it)."""
+        path = self.home / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(mode)
+        if self.as_root:
+            os.chown(path, self.uid, self.gid)
+        return path
+
     def add_authorized_key(self, public_key: str) -> None:
         """Authorize another key now and across rebuilds (cloud-init re-injects keys)."""
         self.authorized_keys.append(public_key)
