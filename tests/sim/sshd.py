@@ -51,6 +51,8 @@ NSS_WRAPPER_CANDIDATES = (
     "/usr/lib64/libnss_wrapper.so",
     "/usr/lib/libnss_wrapper.so",
 )
+FARM_PREFIX = "testpilot-sshd-"
+OWNER_FILE = "owner.pid"
 # OpenSSH's compiled-in privilege separation chroot; sshd refuses to start as root without it.
 PRIVSEP_DIR = Path("/run/sshd")
 
@@ -450,9 +452,14 @@ class SSHDFarm:
 
     def __init__(self, root: Path | None = None) -> None:
         self._own_root = root is None
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="testpilot-sshd-"))
+        if root is None:
+            reap_stale_farms()
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix=FARM_PREFIX))
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
+        # Who owns this farm: a later farm reaps it if this process died without cleaning up
+        # (SIGKILL, or SIGTERM, which skips atexit), as testcontainers' Ryuk does.
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         self.vms: dict[str, SimulatedVM] = {}
 
     def create_vm(self, name: str, *, authorized_keys: Sequence[str] = (), address: str | None = None,
@@ -488,6 +495,29 @@ class SSHDFarm:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def reap_stale_farms(parent: Path | None = None) -> int:
+    """Stop the sshd of every farm whose owning process is gone, and remove it. Returns how many."""
+    reaped = 0
+    for farm in Path(parent or tempfile.gettempdir()).glob(f"{FARM_PREFIX}*"):
+        try:
+            owner = int((farm / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if Path(f"/proc/{owner}").exists():
+            continue
+        for pid_file in farm.glob("*/sshd.pid"):
+            try:
+                pid = int(pid_file.read_text())
+                if "sshd" in Path(f"/proc/{pid}/cmdline").read_text() and str(farm) in Path(
+                        f"/proc/{pid}/cmdline").read_text():
+                    _kill_all([*_descendants(pid), pid])
+            except (OSError, ValueError):
+                pass
+        shutil.rmtree(farm, ignore_errors=True)
+        reaped += 1
+    return reaped
 
 
 # ------------------------------------------------------------------------------- pytest fixtures

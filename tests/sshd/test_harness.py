@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import os
+from pathlib import Path
 
 import paramiko
 import pytest
 
-from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm, _descendants
+from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm, _descendants, reap_stale_farms, require_sshd
 
 pytestmark = pytest.mark.sshd
 
@@ -104,3 +105,38 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_missing_sshd_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.sim.sshd as harness
+
+    monkeypatch.setattr(harness, "find_sshd", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="openssh-server"):
+        harness.require_sshd()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        harness.require_sshd()
+
+
+def test_farms_of_dead_processes_are_reaped() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    require_sshd()
+    # A child process makes a farm and dies by SIGKILL: no atexit, no fixture teardown.
+    script = textwrap.dedent("""
+        import os, signal
+        from tests.sim.sshd import SSHDFarm
+        farm = SSHDFarm()
+        vm = farm.create_vm("orphan")
+        print(farm.root, vm.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: S603
+                         cwd=Path(__file__).parents[2]).stdout.split()
+    root, pid = Path(out[0]), int(out[1])
+    assert root.exists() and _alive(pid)
+    assert reap_stale_farms() >= 1
+    assert not root.exists() and not _alive(pid)
