@@ -373,7 +373,7 @@ class RemoteHost:
         try:
             channel = self._transport().open_session(timeout=self.connect_timeout)
             channel.exec_command(script)
-            channel.recv_exit_status()
+            channel.status_event.wait(self.kill_grace + self.connect_timeout)
             channel.close()
         except (_Dropped, *_DROPS) as exc:
             log.warning("could not stop process group %s on %s: %s", pid, self.host, exc)

@@ -47,12 +47,11 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
     """A private key from its OpenSSH/PEM text (never written to disk)."""
-    errors = []
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return cls.from_private_key(io.StringIO(text), password=passphrase)
-        except (paramiko.SSHException, ValueError) as exc:
-            errors.append(f"{cls.__name__}: {exc}")
+        except (paramiko.SSHException, ValueError):
+            continue
     raise ConfigError("the SSH private key cannot be read", field="private_key",
                       hint="give an unencrypted ed25519, ecdsa or RSA key, or its passphrase")
 

@@ -206,3 +206,24 @@ def test_from_access_with_password(sshd_farm: SSHDFarm) -> None:
     with pytest.raises(ConfigError) as caught:
         RemoteHost.from_access(access, password="wrong").connect()
     assert "s3cret" not in str(caught.value) and "wrong" not in str(caught.value)
+
+
+def test_key_helpers_match_openssh(sshd_vm: SimulatedVM, tmp_path: Path) -> None:
+    import subprocess
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from testpilot.execution.ssh_keys import fingerprint, load_private_key, parse_host_key
+
+    pub = tmp_path / "host.pub"
+    pub.write_text(sshd_vm.known_hosts_line + "\n")
+    keygen = subprocess.run(["ssh-keygen", "-lf", str(pub)], capture_output=True, text=True, check=True)  # noqa: S603,S607
+    assert fingerprint(parse_host_key(sshd_vm.known_hosts_line)) == keygen.stdout.split()[1]
+    rsa_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    assert load_private_key(rsa_pem).get_name() == "ssh-rsa"
+    with pytest.raises(ConfigError):
+        load_private_key("not a key")
+    with pytest.raises(ConfigError):
+        parse_host_key("ssh-ed25519")
