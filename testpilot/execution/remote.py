@@ -337,7 +337,9 @@ class RemoteHost:
                 if timeout is not None and self._clock() - started > timeout:
                     result.timed_out = True
                     break
-                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                # sshd may send the exit status before the last output; EOF (or close) follows it.
+                finished = channel.closed or (channel.eof_received and channel.exit_status_ready())
+                if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
                     transport = channel.get_transport()
                     if channel.exit_status < 0 and not (transport and transport.is_active()):
                         raise _Dropped("the channel closed without an exit status")
@@ -364,12 +366,14 @@ class RemoteHost:
 
     def _kill_group(self, pid: int) -> None:
         """TERM the remote process group, KILL it after ``kill_grace`` s; best effort."""
-        steps = max(1, int(self.kill_grace / 0.1))
-        group = f"-{int(pid)}"
-        # No "--" before the negative pid: dash's kill rejects it, and "-TERM -N" works in every POSIX sh.
-        script = (f"kill -TERM {group} 2>/dev/null; i=0; "
-                  f"while kill -0 {group} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done; "
-                  f"kill -KILL {group} 2>/dev/null; true")
+        steps = max(1, int(self.kill_grace / 0.05))
+        group = int(pid)
+        # "kill -0" counts zombies (which linger until reaped), so ask ps for live members; without
+        # ps the loop ends at once and KILL follows. No "--" before -N: dash's kill rejects it.
+        alive = f"ps -A -o pgid= -o stat= 2>/dev/null | awk '$1 == {group} && $2 !~ /^Z/ {{f = 1}} END {{exit !f}}'"
+        script = (f"kill -TERM -{group} 2>/dev/null; i=0; "
+                  f"while {alive} && [ $i -lt {steps} ]; do sleep 0.05; i=$((i+1)); done; "
+                  f"kill -KILL -{group} 2>/dev/null; true")
         try:
             channel = self._transport().open_session(timeout=self.connect_timeout)
             channel.exec_command(script)

@@ -52,6 +52,24 @@ def test_streams_lines_in_order_while_the_command_runs(sshd_vm: SimulatedVM, cli
     assert result.tail.splitlines()[-1] == "no newline" and "[stderr] oops" in result.tail
 
 
+def test_no_output_is_lost_at_exit(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
+    # sshd can send the exit status before the last output; the runner must wait for EOF.
+    counts = {"stdout": 0, "stderr": 0}
+    last: dict[str, str] = {}
+
+    def on_line(stream: str, line: str) -> None:
+        counts[stream] += 1
+        last[stream] = line
+
+    with _host(sshd_vm, client_key) as remote:
+        for _ in range(3):
+            counts.update(stdout=0, stderr=0)
+            result = remote.run(["sh", "-c", "seq 1 200000; seq 1 3000 >&2"], on_line=on_line,
+                                monitor=StreamMonitor(), timeout=60)
+            assert result.exit_code == 0
+            assert counts == {"stdout": 200000, "stderr": 3000} and last == {"stdout": "200000", "stderr": "3000"}
+
+
 def test_host_key_mismatch_after_rebuild_is_rejected(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
     remote = _host(sshd_vm, client_key)
     assert remote.run(["true"]).exit_code == 0
@@ -159,6 +177,13 @@ def test_kernel_panic_aborts_and_stops_the_remote_command(sshd_vm: SimulatedVM, 
     with pytest.raises(StreamAbort) as caught:
         result.raise_if_aborted()
     assert caught.value.pattern == "kernel_panic" and caught.value.host == sshd_vm.address
+
+
+def test_abort_kills_a_command_that_ignores_term(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
+    script = "trap '' TERM; echo 'Kernel panic - not syncing'; sleep 30"
+    with _host(sshd_vm, client_key, kill_grace=0.3) as remote:
+        result = remote.run(["sh", "-c", script], monitor=StreamMonitor(), timeout=60)
+        assert result.aborted and result.pid is not None and not _group_alive(result.pid)
 
 
 def test_timeout_stops_the_command(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
