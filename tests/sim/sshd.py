@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -165,7 +166,7 @@ class SimulatedVM:
             me = pwd.getpwuid(os.getuid())
             self._user, self.uid, self.gid = me.pw_name, me.pw_uid, me.pw_gid
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
         self.snapshots: dict[str, Path] = {}
         self._write_host_key()
         self._fresh_home()
@@ -337,6 +338,13 @@ class SimulatedVM:
             killed += _kill_all(children)
             time.sleep(0.01)
         return killed
+
+    def drop_connections_after(self, delay: float, *, keep_commands: bool = False) -> threading.Timer:
+        """Fault injection from outside a test's callbacks (say, a simulator API): drop in ``delay`` s."""
+        timer = threading.Timer(delay, self.drop_connections, kwargs={"keep_commands": keep_commands})
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def write_file(self, relative: str, text: str, mode: int = 0o644) -> Path:
         """Put a file in the VM's home, owned by the VM user (as if the guest had written it)."""

@@ -78,10 +78,15 @@ def test_drop_connections_kills_sessions_but_keeps_listener(sshd_vm: SimulatedVM
     assert out.readline().strip() == "started"
     assert sshd_vm.drop_connections() >= 1
     assert out.read() == b""  # the stream ends: the session is gone
-    assert not client.get_transport().is_active() or out.channel.closed
+    transport = client.get_transport()
+    assert transport is None or not transport.is_active() or out.channel.closed
     client.close()
     with _client(sshd_vm, client_key) as again:
         assert _run(again, "echo back").strip() == "back"
+        _, out, _ = again.exec_command("echo started; sleep 30")
+        assert out.readline().strip() == "started"
+        sshd_vm.drop_connections_after(0).join()
+        assert out.read() == b""
 
 
 def test_close_leaves_no_processes(sshd_farm: SSHDFarm, client_key: KeyPair) -> None:
