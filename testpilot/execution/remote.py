@@ -89,6 +89,10 @@ class _Dropped(Exception):
     """The connection died under an operation; the caller decides whether to reconnect."""
 
 
+class _CallbackFailed(Exception):
+    """``on_line`` or ``on_event`` raised: not a connection problem, so never retried."""
+
+
 def remote_command(argv: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """The shell text for ``argv``: every piece quoted. The first stdout line it prints is its pid."""
     if not argv:
@@ -307,14 +311,17 @@ class RemoteHost:
                     return False
             tail.append(f"{line}" if stream == "stdout" else f"[{stream}] {line}")
             del tail[:-tail_lines]
-            if on_line is not None:
-                on_line(stream, line)
-            for event in monitor.feed(line, stream) if monitor else ():
-                events.append(event)
-                if on_event is not None:
-                    on_event(event)
-                if event.action == "abort" and not result.aborted:
-                    result.aborted = f"{event.pattern}: {line}"
+            try:
+                if on_line is not None:
+                    on_line(stream, line)
+                for event in monitor.feed(line, stream) if monitor else ():
+                    events.append(event)
+                    if event.action == "abort" and not result.aborted:
+                        result.aborted = f"{event.pattern}: {line}"
+                    if on_event is not None:
+                        on_event(event)
+            except Exception as exc:
+                raise _CallbackFailed() from exc
             return bool(result.aborted)
 
         def pump(stream: str, data: bytes) -> bool:
@@ -347,11 +354,16 @@ class RemoteHost:
                 if not got:
                     # stdout wakes select(); stderr does not (paramiko), so the poll bounds its delay.
                     select.select([channel], [], [], self.poll_interval)
+            for stream in ("stdout", "stderr"):
+                if pending[stream] and not result.aborted:
+                    emit(stream, pending[stream])
         except _DROPS as exc:
             raise _Dropped(str(exc)) from exc
-        for stream in ("stdout", "stderr"):
-            if pending[stream] and not result.aborted:
-                emit(stream, pending[stream])
+        except _CallbackFailed as failed:
+            if result.pid is not None:
+                self._kill_group(result.pid)  # the caller cannot follow it any more: stop it
+            channel.close()
+            raise failed.__cause__ from None  # type: ignore[misc]
         if result.aborted or result.timed_out:
             result.dirty = bool(result.aborted)
             if result.pid is not None:

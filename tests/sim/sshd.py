@@ -515,14 +515,10 @@ def reap_stale_farms(parent: Path | None = None) -> int:
             continue
         if Path(f"/proc/{owner}").exists():
             continue
-        for pid_file in farm.glob("*/sshd.pid"):
-            try:
-                pid = int(pid_file.read_text())
-                if "sshd" in Path(f"/proc/{pid}/cmdline").read_text() and str(farm) in Path(
-                        f"/proc/{pid}/cmdline").read_text():
-                    _kill_all([*_descendants(pid), pid])
-            except (OSError, ValueError):
-                pass
+        # Find listeners by their command line, not sshd's PidFile: sshd writes that after it
+        # starts listening, so it may not exist yet.
+        for pid in _pids_with_argument(f"{farm}/"):
+            _kill_all([*_descendants(pid), pid])
         shutil.rmtree(farm, ignore_errors=True)
         reaped += 1
     return reaped
@@ -572,6 +568,17 @@ def _descendants(pid: int) -> list[int]:
         for child in parents.get(stack.pop(), []):
             found.append(child)
             stack.append(child)
+    return found
+
+
+def _pids_with_argument(fragment: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if fragment in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
     return found
 
 

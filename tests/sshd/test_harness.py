@@ -125,8 +125,10 @@ def test_missing_sshd_skips_locally_and_fails_under_ci(monkeypatch: pytest.Monke
 
 
 def test_farms_of_dead_processes_are_reaped() -> None:
+    import shutil
     import subprocess
     import sys
+    import tempfile
     import textwrap
 
     require_sshd()
@@ -139,9 +141,14 @@ def test_farms_of_dead_processes_are_reaped() -> None:
         print(farm.root, vm.pid, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: S603
-                         cwd=Path(__file__).parents[2]).stdout.split()
-    root, pid = Path(out[0]), int(out[1])
-    assert root.exists() and _alive(pid)
-    assert reap_stale_farms() >= 1
-    assert not root.exists() and not _alive(pid)
+    # A private parent (via TMPDIR), so that no other process's reaper gets there first.
+    parent = Path(tempfile.mkdtemp(prefix="reap-test-"))
+    try:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: S603
+                             cwd=Path(__file__).parents[2], env={**os.environ, "TMPDIR": str(parent)}).stdout.split()
+        root, pid = Path(out[0]), int(out[1])
+        assert root.parent == parent and root.exists() and _alive(pid)
+        assert reap_stale_farms(parent) == 1
+        assert not root.exists() and not _alive(pid)
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)

@@ -11,7 +11,7 @@ from testpilot.environments.base import SSHAccess
 from testpilot.errors import ConfigError, InfrastructureError, StreamAbort
 from testpilot.execution.monitor import StreamMonitor
 from testpilot.execution.remote import HostKeyRejected, RemoteHost
-from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm
+from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm, _comm, _pids_of_uid
 
 pytestmark = pytest.mark.sshd
 
@@ -210,6 +210,17 @@ def test_hostile_arguments_are_never_executed(sshd_vm: SimulatedVM, client_key: 
     assert "\n".join(seen[-2:]).split("\0")[:-1] == hostile
     assert echoed.tail == f"$(touch {marker})"
     assert not Path(marker).exists() and not list(sshd_vm.home.rglob("pwned*"))
+
+
+def test_a_failing_callback_is_not_a_drop_and_stops_the_command(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
+    def on_line(stream: str, line: str) -> None:
+        raise OSError(f"log sink gone at {line}")
+
+    with _host(sshd_vm, client_key) as remote:
+        with pytest.raises(OSError, match="log sink gone at pid"):
+            remote.run(["sh", "-c", "echo pid $$; sleep 30"], on_line=on_line, timeout=60)
+        assert remote.run(["true"]).exit_code == 0  # same connection, no reconnect happened
+    assert not any(_group_alive(pid) for pid in _pids_of_uid(sshd_vm.uid) if _comm(pid) == "sleep")
 
 
 def test_bad_env_name_is_a_config_error(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
