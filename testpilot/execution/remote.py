@@ -287,7 +287,10 @@ class RemoteHost:
             result.reconnects = number
             return result
 
-        return self._with_reconnect(f"'{shlex.join(argv)[:80]}'", phase, attempt, reconnect)
+        try:
+            return self._with_reconnect(f"'{shlex.join(argv)[:80]}'", phase, attempt, reconnect)
+        except _CallbackFailed as failed:
+            raise failed.__cause__ from None  # type: ignore[misc]  # the caller's own error, untouched
 
     def _run_once(self, command: str, on_line: OnLine | None, on_event: OnEvent | None,
                   monitor: StreamMonitor | None, timeout: float | None, started: float, tail_lines: int,
@@ -359,11 +362,11 @@ class RemoteHost:
                     emit(stream, pending[stream])
         except _DROPS as exc:
             raise _Dropped(str(exc)) from exc
-        except _CallbackFailed as failed:
+        except _CallbackFailed:
             if result.pid is not None:
                 self._kill_group(result.pid)  # the caller cannot follow it any more: stop it
             channel.close()
-            raise failed.__cause__ from None  # type: ignore[misc]
+            raise
         if result.aborted or result.timed_out:
             result.dirty = bool(result.aborted)
             if result.pid is not None:
