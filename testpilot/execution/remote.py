@@ -16,16 +16,12 @@ in its details: the environment must be reset before anyone uses it again.
 from __future__ import annotations
 
 import logging
-import os
-import posixpath
 import re
 import select
 import shlex
-import stat
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +30,7 @@ import paramiko
 from testpilot.environments.base import SSHAccess
 from testpilot.errors import ConfigError, InfrastructureError, StreamAbort
 from testpilot.execution.monitor import Event, StreamMonitor
+from testpilot.execution.sftp import DEFAULT_UPLOAD_EXCLUDES, fetch_file, upload_tree
 from testpilot.execution.ssh_keys import (
     HostKeyRejected,
     UnknownHostKeyPolicy,
@@ -51,8 +48,6 @@ OnLine = Callable[[str, str], None]
 OnEvent = Callable[[Event], None]
 T = TypeVar("T")
 
-DEFAULT_UPLOAD_EXCLUDES = (".git", "__pycache__", "*.pyc", ".venv", ".pytest_cache", ".mypy_cache",
-                           ".ruff_cache", ".tox", "node_modules")
 _PID_MARKER = "testpilot-pid:"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DROPS = (EOFError, OSError, paramiko.SSHException)
@@ -411,23 +406,8 @@ class RemoteHost:
         patterns = tuple(exclude)
 
         def upload(_: int) -> int:
-            sent = 0
             with self._sftp() as sftp:
-                _makedirs(sftp, remote)
-                for folder, dirs, files in os.walk(local):
-                    dirs[:] = sorted(d for d in dirs if not _excluded(d, patterns))
-                    relative = Path(folder).relative_to(local).as_posix()
-                    target = remote if relative == "." else posixpath.join(remote, relative)
-                    for name in dirs:
-                        _makedirs(sftp, posixpath.join(target, name))
-                    for name in sorted(files):
-                        if _excluded(name, patterns):
-                            continue
-                        source = Path(folder) / name
-                        sftp.put(str(source), posixpath.join(target, name))
-                        sftp.chmod(posixpath.join(target, name), stat.S_IMODE(source.stat().st_mode))
-                        sent += 1
-            return sent
+                return upload_tree(sftp, local, remote, patterns)
 
         return self._with_reconnect(f"upload of {local}", phase, upload)
 
@@ -437,13 +417,7 @@ class RemoteHost:
 
         def fetch(_: int) -> bool:
             with self._sftp() as sftp:
-                try:
-                    sftp.stat(remote_path)
-                except FileNotFoundError:
-                    return False
-                local_path.parent.mkdir(parents=True, exist_ok=True)
-                sftp.get(remote_path, str(local_path))
-                return True
+                return fetch_file(sftp, remote_path, local_path)
 
         return self._with_reconnect(f"download of {remote_path}", phase, fetch)
 
@@ -452,18 +426,3 @@ class RemoteHost:
         if sftp is None:
             raise _Dropped("SFTP subsystem did not start")
         return sftp
-
-
-def _excluded(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch(name, pattern) for pattern in patterns)
-
-
-def _makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
-    current = "/" if path.startswith("/") else ""
-    for part in [p for p in path.split("/") if p]:
-        current = posixpath.join(current, part) if current else part
-        try:
-            sftp.stat(current)
-        except FileNotFoundError:
-            sftp.mkdir(current)
-

@@ -10,7 +10,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm, _descendants, reap_stale_farms, require_sshd
+from tests.sim.procs import descendants
+from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm, reap_stale_farms, require_sshd
 
 pytestmark = pytest.mark.sshd
 
@@ -96,7 +97,7 @@ def test_close_leaves_no_processes(sshd_farm: SSHDFarm, client_key: KeyPair) -> 
     client = _client(vm, client_key)
     _, out, _ = client.exec_command("echo up; sleep 30")
     assert out.readline().strip() == "up"
-    session_pids = _descendants(pid)
+    session_pids = descendants(pid)
     assert session_pids
     vm.close()
     client.close()
@@ -113,7 +114,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_missing_sshd_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tests.sim.sshd as harness
+    import tests.sim.sshd_support as harness
 
     monkeypatch.setattr(harness, "find_sshd", lambda: None)
     monkeypatch.delenv("CI", raising=False)

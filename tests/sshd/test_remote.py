@@ -11,7 +11,8 @@ from testpilot.environments.base import SSHAccess
 from testpilot.errors import ConfigError, InfrastructureError, StreamAbort
 from testpilot.execution.monitor import StreamMonitor
 from testpilot.execution.remote import HostKeyRejected, RemoteHost
-from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm, _comm, _pids_of_uid
+from tests.sim.procs import comm, pids_of_uid
+from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm
 
 pytestmark = pytest.mark.sshd
 
@@ -220,7 +221,7 @@ def test_a_failing_callback_is_not_a_drop_and_stops_the_command(sshd_vm: Simulat
         with pytest.raises(OSError, match="log sink gone at pid"):
             remote.run(["sh", "-c", "echo pid $$; sleep 30"], on_line=on_line, timeout=60)
         assert remote.run(["true"]).exit_code == 0  # same connection, no reconnect happened
-    assert not any(_group_alive(pid) for pid in _pids_of_uid(sshd_vm.uid) if _comm(pid) == "sleep")
+    assert not any(_group_alive(pid) for pid in pids_of_uid(sshd_vm.uid) if comm(pid) == "sleep")
 
 
 def test_bad_env_name_is_a_config_error(sshd_vm: SimulatedVM, client_key: KeyPair) -> None:
