@@ -381,9 +381,11 @@ class RemoteHost:
         # "kill -0" counts zombies (which linger until reaped), so ask ps for live members; without
         # ps the loop ends at once and KILL follows. No "--" before -N: dash's kill rejects it.
         alive = f"ps -A -o pgid= -o stat= 2>/dev/null | awk '$1 == {group} && $2 !~ /^Z/ {{f = 1}} END {{exit !f}}'"
+        # After KILL, wait a moment too: the signal is asynchronous, and "stopped" must mean stopped.
         script = (f"kill -TERM -{group} 2>/dev/null; i=0; "
                   f"while {alive} && [ $i -lt {steps} ]; do sleep 0.05; i=$((i+1)); done; "
-                  f"kill -KILL -{group} 2>/dev/null; true")
+                  f"kill -KILL -{group} 2>/dev/null; i=0; "
+                  f"while {alive} && [ $i -lt 20 ]; do sleep 0.05; i=$((i+1)); done; true")
         try:
             channel = self._transport().open_session(timeout=self.connect_timeout)
             channel.exec_command(script)

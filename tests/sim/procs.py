@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def pids_of_uid(uid: int) -> list[int]:
     return found
 
 
-def kill_all(pids: Sequence[int]) -> int:
+def kill_all(pids: Sequence[int], wait: float = 2.0) -> int:
+    """SIGKILL ``pids`` and wait (up to ``wait`` s) until none runs; SIGKILL itself is asynchronous."""
     killed = 0
     for pid in pids:
         try:
@@ -70,4 +72,16 @@ def kill_all(pids: Sequence[int]) -> int:
             killed += 1
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + wait
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.005)
     return killed
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
