@@ -30,107 +30,39 @@ import os
 import pwd
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
-NSS_WRAPPER_CANDIDATES = (
-    "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so",
-    "/usr/lib/aarch64-linux-gnu/libnss_wrapper.so",
-    "/usr/lib64/libnss_wrapper.so",
-    "/usr/lib/libnss_wrapper.so",
+from tests.sim.procs import comm, descendants, kill_all, pids_of_uid, pids_with_argument
+from tests.sim.sshd_support import (
+    KeyPair,
+    find_nss_wrapper,
+    find_sshd,
+    free_loopback_address,
+    generate_keypair,
+    require_sshd,
+    sshd_missing_reason,
 )
+
+__all__ = ["KeyPair", "SSHDFarm", "SimulatedVM", "client_key", "find_sshd", "free_loopback_address",
+           "generate_keypair", "reap_stale_farms", "require_sshd", "sshd_farm", "sshd_missing_reason", "sshd_vm"]
+
+FARM_PREFIX = "testpilot-sshd-"
+OWNER_FILE = "owner.pid"
 # OpenSSH's compiled-in privilege separation chroot; sshd refuses to start as root without it.
 PRIVSEP_DIR = Path("/run/sshd")
 
 _LIVE: set[SimulatedVM] = set()
 _LIVE_LOCK = threading.Lock()
 _UIDS = itertools.count(random.randint(200_000, 2_000_000) * 10)
-
-
-# ---------------------------------------------------------------------------------------- keys
-@dataclass(frozen=True)
-class KeyPair:
-    """An ed25519 key pair in OpenSSH formats."""
-
-    private_openssh: str
-    public_openssh: str
-
-    def write(self, path: Path) -> Path:
-        """Write the private key to ``path`` (mode 0600) and the public key to ``path.pub``."""
-        path.write_text(self.private_openssh)
-        path.chmod(0o600)
-        path.with_name(path.name + ".pub").write_text(self.public_openssh + "\n")
-        return path
-
-
-def generate_keypair(comment: str = "") -> KeyPair:
-    """A fresh ed25519 key pair (in-process; much faster than spawning ssh-keygen)."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
-    return KeyPair(private, f"{public} {comment}".strip())
-
-
-# ---------------------------------------------------------------------------------- discovery
-def find_sshd() -> str | None:
-    found = shutil.which("sshd") or next((p for p in SSHD_CANDIDATES if os.path.exists(p)), None)
-    return found
-
-
-def find_nss_wrapper() -> str | None:
-    return next((p for p in NSS_WRAPPER_CANDIDATES if os.path.exists(p)), None)
-
-
-def sshd_missing_reason() -> str | None:
-    """Why the harness cannot run here, or None when it can."""
-    if find_sshd() is None:
-        return "OpenSSH sshd not found (apt-get install -y openssh-server libnss-wrapper)"
-    if os.geteuid() == 0 and find_nss_wrapper() is None:
-        return "libnss_wrapper.so not found (apt-get install -y libnss-wrapper)"
-    return None
-
-
-def require_sshd() -> None:
-    """Skip the calling test when sshd is missing, unless CI=true, where that is a failure."""
-    reason = sshd_missing_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"sshd harness unavailable under CI=true: {reason}")
-    pytest.skip(f"sshd harness unavailable: {reason}")
-
-
-def free_loopback_address(port: int = 22, attempts: int = 200) -> str:
-    """A random 127.x.y.z on which ``port`` can be bound right now."""
-    for _ in range(attempts):
-        address = f"127.{random.randint(16, 250)}.{random.randint(0, 255)}.{random.randint(2, 254)}"
-        if _can_bind(address, port):
-            return address
-    raise RuntimeError(f"no free loopback address for port {port} after {attempts} tries")
-
-
-def _can_bind(address: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
 
 
 # ----------------------------------------------------------------------------------------- VM
@@ -163,7 +95,7 @@ class SimulatedVM:
             me = pwd.getpwuid(os.getuid())
             self._user, self.uid, self.gid = me.pw_name, me.pw_uid, me.pw_gid
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
         self.snapshots: dict[str, Path] = {}
         self._write_host_key()
         self._fresh_home()
@@ -257,6 +189,10 @@ class SimulatedVM:
                     proc.kill()
                     proc.wait(timeout)
             self._proc = None
+        if self.as_root:
+            # The uid is this VM's alone, so whatever still runs as it (orphans reparented to init
+            # after a session-only drop) belongs to the VM and goes with it.
+            kill_all(pids_of_uid(self.uid))
         self._close_log()
         with _LIVE_LOCK:
             _LIVE.discard(self)
@@ -312,24 +248,42 @@ class SimulatedVM:
         if was_running:
             self.start()
 
-    def drop_connections(self) -> int:
-        """Kill every live session (and the commands it runs); the listener stays. Returns the count."""
+    def drop_connections(self, *, keep_commands: bool = False) -> int:
+        """Kill every live session; the listener stays. Returns how many processes were killed.
+
+        By default the commands the sessions run die too (a crashed guest). ``keep_commands=True``
+        kills only the sshd session processes, so commands run on as orphans, as after a network cut.
+        """
         if self._proc is None:
             return 0
         killed = 0
         # New sessions may fork while we kill, so repeat until the tree is empty.
         for _ in range(20):
-            children = _descendants(self._proc.pid)
+            children = descendants(self._proc.pid)
+            if keep_commands:
+                children = [pid for pid in children if comm(pid) == "sshd"]
             if not children:
                 break
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except ProcessLookupError:
-                    pass
+            killed += kill_all(children)
             time.sleep(0.01)
         return killed
+
+    def drop_connections_after(self, delay: float, *, keep_commands: bool = False) -> threading.Timer:
+        """Fault injection from outside a test's callbacks (say, a simulator API): drop in ``delay`` s."""
+        timer = threading.Timer(delay, self.drop_connections, kwargs={"keep_commands": keep_commands})
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def write_file(self, relative: str, text: str, mode: int = 0o644) -> Path:
+        """Put a file in the VM's home, owned by the VM user (as if the guest had written it)."""
+        path = self.home / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(mode)
+        if self.as_root:
+            os.chown(path, self.uid, self.gid)
+        return path
 
     def add_authorized_key(self, public_key: str) -> None:
         """Authorize another key now and across rebuilds (cloud-init re-injects keys)."""
@@ -435,9 +389,14 @@ class SSHDFarm:
 
     def __init__(self, root: Path | None = None) -> None:
         self._own_root = root is None
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="testpilot-sshd-"))
+        if root is None:
+            reap_stale_farms()
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix=FARM_PREFIX))
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
+        # Who owns this farm: a later farm reaps it if this process died without cleaning up
+        # (SIGKILL, or SIGTERM, which skips atexit), as testcontainers' Ryuk does.
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         self.vms: dict[str, SimulatedVM] = {}
 
     def create_vm(self, name: str, *, authorized_keys: Sequence[str] = (), address: str | None = None,
@@ -475,6 +434,25 @@ class SSHDFarm:
         self.close()
 
 
+def reap_stale_farms(parent: Path | None = None) -> int:
+    """Stop the sshd of every farm whose owning process is gone, and remove it. Returns how many."""
+    reaped = 0
+    for farm in Path(parent or tempfile.gettempdir()).glob(f"{FARM_PREFIX}*"):
+        try:
+            owner = int((farm / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if Path(f"/proc/{owner}").exists():
+            continue
+        # Find listeners by their command line, not sshd's PidFile: sshd writes that after it
+        # starts listening, so it may not exist yet.
+        for pid in pids_with_argument(f"{farm}/"):
+            kill_all([*descendants(pid), pid])
+        shutil.rmtree(farm, ignore_errors=True)
+        reaped += 1
+    return reaped
+
+
 # ------------------------------------------------------------------------------- pytest fixtures
 @pytest.fixture
 def sshd_farm() -> Iterator[SSHDFarm]:
@@ -501,27 +479,6 @@ def sshd_vm(sshd_farm: SSHDFarm, client_key: KeyPair) -> SimulatedVM:
 
 
 # ---------------------------------------------------------------------------------- internals
-def _descendants(pid: int) -> list[int]:
-    # /proc walk instead of psutil: psutil is not a dependency, and this is all we need from it.
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry))
-    found: list[int] = []
-    stack = [pid]
-    while stack:
-        for child in parents.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
 def _copy_tree(source: Path, target: Path) -> None:
     # cp -a keeps owners (the VM uid) and modes; shutil.copytree does not keep owners.
     subprocess.run(["cp", "-a", "--", str(source), str(target)], check=True)  # noqa: S603,S607

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import os
+from pathlib import Path
 
 import paramiko
 import pytest
 
-from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm, _descendants
+from tests.sim.procs import descendants
+from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm, reap_stale_farms, require_sshd
 
 pytestmark = pytest.mark.sshd
 
@@ -77,10 +79,15 @@ def test_drop_connections_kills_sessions_but_keeps_listener(sshd_vm: SimulatedVM
     assert out.readline().strip() == "started"
     assert sshd_vm.drop_connections() >= 1
     assert out.read() == b""  # the stream ends: the session is gone
-    assert not client.get_transport().is_active() or out.channel.closed
+    transport = client.get_transport()
+    assert transport is None or not transport.is_active() or out.channel.closed
     client.close()
     with _client(sshd_vm, client_key) as again:
         assert _run(again, "echo back").strip() == "back"
+        _, out, _ = again.exec_command("echo started; sleep 30")
+        assert out.readline().strip() == "started"
+        sshd_vm.drop_connections_after(0).join()
+        assert out.read() == b""
 
 
 def test_close_leaves_no_processes(sshd_farm: SSHDFarm, client_key: KeyPair) -> None:
@@ -90,7 +97,7 @@ def test_close_leaves_no_processes(sshd_farm: SSHDFarm, client_key: KeyPair) -> 
     client = _client(vm, client_key)
     _, out, _ = client.exec_command("echo up; sleep 30")
     assert out.readline().strip() == "up"
-    session_pids = _descendants(pid)
+    session_pids = descendants(pid)
     assert session_pids
     vm.close()
     client.close()
@@ -104,3 +111,45 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_missing_sshd_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.sim.sshd_support as harness
+
+    monkeypatch.setattr(harness, "find_sshd", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="openssh-server"):
+        harness.require_sshd()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        harness.require_sshd()
+
+
+def test_farms_of_dead_processes_are_reaped() -> None:
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import textwrap
+
+    require_sshd()
+    # A child process makes a farm and dies by SIGKILL: no atexit, no fixture teardown.
+    script = textwrap.dedent("""
+        import os, signal
+        from tests.sim.sshd import SSHDFarm
+        farm = SSHDFarm()
+        vm = farm.create_vm("orphan")
+        print(farm.root, vm.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    # A private parent (via TMPDIR), so that no other process's reaper gets there first.
+    parent = Path(tempfile.mkdtemp(prefix="reap-test-"))
+    try:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: S603
+                             cwd=Path(__file__).parents[2], env={**os.environ, "TMPDIR": str(parent)}).stdout.split()
+        root, pid = Path(out[0]), int(out[1])
+        assert root.parent == parent and root.exists() and _alive(pid)
+        assert reap_stale_farms(parent) == 1
+        assert not root.exists() and not _alive(pid)
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
