@@ -1,0 +1,201 @@
+"""The static import graph of a repository's Python files.
+
+Module names are found the way Python would find them at test time: every app folder, its ``src/``,
+its pytest ``pythonpath`` entries, the folders pytest inserts for test files (the first folder upwards
+without ``__init__.py``) and the repository root are import roots. A name is looked up in the importing
+file's own app first, then anywhere in the repository; when several files match, all are linked
+(over-linking widens a selection, it never narrows it). Folders without ``__init__.py`` work as
+namespace packages because names come from paths, not from ``__init__`` files.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from testpilot.selection.discovery import AppSpec
+from testpilot.selection.imports import ParsedImports
+
+
+@dataclass
+class ImportGraph:
+    deps: dict[str, list[str]]  # file -> files it imports (plus its __init__s and conftests)
+    rdeps: dict[str, list[str]]  # file -> files importing it
+    missing: dict[str, set[str]]  # file -> module names it imports that no file provides
+    dynamic: set[str] = field(default_factory=set)
+    errors: dict[str, str] = field(default_factory=dict)
+    names: dict[str, list[str]] = field(default_factory=dict)  # file -> module names it is known by
+
+    def reaching(self, sources: dict[str, str], seeds: dict[str, list[str]] | None = None,
+                 ) -> dict[str, tuple[int, list[str]]]:
+        """Every file that reaches a source by imports: file -> (distance, chain to the source).
+
+        ``sources`` maps a changed file to its label in chains (e.g. ``shop/pricing.py (changed)``);
+        ``seeds`` maps an extra label (a deleted module) to files that import it directly.
+        """
+        found: dict[str, tuple[int, list[str]]] = {}
+        queue: deque[str] = deque()
+        for path, label in sources.items():
+            if path not in found:
+                found[path] = (0, [label])
+                queue.append(path)
+        for label, importers in (seeds or {}).items():
+            for path in importers:
+                if path not in found:
+                    found[path] = (1, [path, label])
+                    queue.append(path)
+        rdeps = self.rdeps
+        while queue:
+            node = queue.popleft()
+            dist, chain = found[node]
+            for importer in rdeps.get(node, ()):
+                if importer not in found:
+                    found[importer] = (dist + 1, [importer, *chain] if dist else [importer, chain[0]])
+                    queue.append(importer)
+        return found
+
+    def chains_from(self, start: str, targets: set[str]) -> dict[str, list[str]]:
+        """Shortest import chain from ``start`` to each target it reaches (for explanations)."""
+        parent: dict[str, str | None] = {start: None}
+        queue = deque([start])
+        out: dict[str, list[str]] = {}
+        while queue:
+            node = queue.popleft()
+            if node in targets:
+                chain: list[str] = []
+                cur: str | None = node
+                while cur is not None:
+                    chain.append(cur)
+                    cur = parent[cur]
+                out[node] = chain[::-1]
+            for dep in self.deps.get(node, ()):
+                if dep not in parent:
+                    parent[dep] = node
+                    queue.append(dep)
+        return out
+
+
+def _module_name(rel: str) -> str | None:
+    stem = rel[:-3]
+    if stem.endswith("/__init__"):
+        stem = stem[:-9]
+    elif stem == "__init__":
+        return None
+    parts = stem.split("/")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    return ".".join(parts)
+
+
+def _file_roots(app: AppSpec, files: Iterable[str], inits: set[str]) -> set[str]:
+    """Import roots of one app (repo-relative folders, '' for the repository root)."""
+    def join(*parts: str) -> str:
+        return "/".join(p.strip("/") for p in parts if p.strip("/") not in ("", "."))
+
+    roots = {app.dir, join(app.dir, "src")} | {join(app.dir, p) for p in app.pytest.pythonpath}
+    for path in files:
+        rel = app.rel(path)
+        if rel is None or not (app.is_test_file(rel) or rel.endswith("conftest.py")):
+            continue
+        folder = path.rpartition("/")[0]
+        while folder and f"{folder}/__init__.py" in inits:  # pytest's rootdir-less "prepend" insertion
+            folder = folder.rpartition("/")[0]
+        roots.add(folder)
+    return roots
+
+
+def build_graph(parsed: dict[str, ParsedImports], apps: list[AppSpec], test_files: set[str]) -> ImportGraph:
+    """Link every file in ``parsed`` (repo-relative .py paths) to the files it imports."""
+    inits = {p for p in parsed if p.endswith("__init__.py")}
+    app_of: dict[str, int] = {}
+    for i, app in enumerate(apps):
+        prefix = app.dir + "/" if app.dir else ""
+        for path in parsed:
+            if path.startswith(prefix) and (path not in app_of or len(apps[app_of[path]].dir) < len(app.dir)):
+                app_of[path] = i
+    app_roots = [_file_roots(app, parsed, inits) for app in apps]
+    global_index: dict[str, list[str]] = {}
+    app_index: list[dict[str, list[str]]] = [{} for _ in apps]
+    names: dict[str, list[str]] = {}
+    all_roots = set().union(*app_roots) | {""}
+    for path in parsed:
+        folder = path
+        own = app_of.get(path)
+        while True:
+            folder = folder.rpartition("/")[0] if "/" in folder else ""
+            if folder in all_roots:
+                name = _module_name(path[len(folder) + 1:] if folder else path)
+                if name:
+                    global_index.setdefault(name, []).append(path)
+                    names.setdefault(path, []).append(name)
+                    if own is not None and folder in app_roots[own]:
+                        app_index[own].setdefault(name, []).append(path)
+            if not folder:
+                break
+
+    deps: dict[str, list[str]] = {}
+    missing: dict[str, set[str]] = {}
+    dynamic = set()
+    errors = {}
+    for path, info in parsed.items():
+        if info.dynamic:
+            dynamic.add(path)
+        if info.error:
+            errors[path] = info.error
+        own = app_of.get(path)
+        local = app_index[own] if own is not None else global_index
+        found: set[str] = set()
+        folder = path.rpartition("/")[0]
+
+        for level, module, imported in info.imports:
+            if level:
+                base = folder
+                for _ in range(level - 1):
+                    base = base.rpartition("/")[0]
+                parts = module.split(".") if module else []
+                for i in range(len(parts) + 1):
+                    sub = "/".join([base, *parts[:i]]) if base else "/".join(parts[:i])
+                    for cand in (f"{sub}.py", f"{sub}/__init__.py" if sub else "__init__.py"):
+                        if cand in parsed:
+                            found.add(cand)
+                for name in imported:
+                    sub = "/".join(p for p in [base, *parts, name] if p)
+                    for cand in (f"{sub}.py", f"{sub}/__init__.py"):
+                        if cand in parsed:
+                            found.add(cand)
+                continue
+            # ``import a.b.c`` runs a, a.b and a.b.c; ``from a.b import c`` also a.b.c if c is a module.
+            wanted = [module]
+            dot = module.find(".")
+            while dot != -1:
+                wanted.append(module[:dot])
+                dot = module.find(".", dot + 1)
+            wanted.extend(f"{module}.{name}" for name in imported if name != "*")
+            for i, name in enumerate(wanted):
+                hit = local.get(name) or global_index.get(name)
+                if hit:
+                    found.update(hit)
+                elif i == 0:
+                    missing.setdefault(path, set()).add(name)
+        # Importing a module runs its packages' __init__ files; pytest imports conftests above a test.
+        up = folder
+        while up and f"{up}/__init__.py" in parsed:
+            found.add(f"{up}/__init__.py")
+            up = up.rpartition("/")[0]
+        if path in test_files:
+            up = folder
+            while True:
+                conftest = f"{up}/conftest.py" if up else "conftest.py"
+                if conftest in parsed:
+                    found.add(conftest)
+                if not up:
+                    break
+                up = up.rpartition("/")[0]
+        found.discard(path)
+        deps[path] = sorted(found)
+    rdeps: dict[str, list[str]] = {}
+    for path, targets in deps.items():
+        for target in targets:
+            rdeps.setdefault(target, []).append(path)
+    return ImportGraph(deps, rdeps, missing, dynamic, errors, names)
