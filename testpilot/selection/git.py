@@ -83,17 +83,18 @@ def changed_files(repo: Path, base: str | None, head: str | None) -> list[FileCh
         return []
     if base is None:  # working tree -> commit: the reverse of commit -> working tree
         assert head is not None
-        forward = changed_files(repo, head, None)
         flip = {"A": "D", "D": "A"}
-        return [FileChange(flip.get(c.status, c.status), c.old_path or c.path, c.path if c.old_path else "")
-                if c.status == "R" else FileChange(flip.get(c.status, c.status), c.path) for c in forward]
-    start = merge_base(repo, base, head)
-    args = ["diff", "--name-status", "-z", "-M", "--no-ext-diff", start]
-    args += ([head] if head else []) + ["--"]
+        return [FileChange("R", c.old_path, c.path) if c.status == "R"
+                else FileChange(flip.get(c.status, c.status), c.path) for c in _diff(repo, head, None)]
+    return _diff(repo, merge_base(repo, base, head), head)
+
+
+def _diff(repo: Path, start: str, head: str | None) -> list[FileChange]:
+    args = ["diff", "--name-status", "-z", "-M", "--no-ext-diff", start, *([head] if head else []), "--"]
     changes = _parse_name_status(_git(repo, *args))
     if head is None:
         untracked = _git(repo, "ls-files", "-z", "--others", "--exclude-standard").split(b"\0")
-        changes += [FileChange("A", p.decode()) for p in untracked if p]
+        changes += [FileChange("A", p.decode("utf-8", "surrogateescape")) for p in untracked if p]
     return changes
 
 
