@@ -194,8 +194,32 @@ def build_graph(parsed: dict[str, ParsedImports], apps: list[AppSpec], test_file
                 up = up.rpartition("/")[0]
         found.discard(path)
         deps[path] = sorted(found)
+    if missing:
+        _link_unrooted(parsed, deps, missing)
     rdeps: dict[str, list[str]] = {}
     for path, targets in deps.items():
         for target in targets:
             rdeps.setdefault(target, []).append(path)
     return ImportGraph(deps, rdeps, missing, dynamic, errors, names)
+
+
+def _link_unrooted(parsed: dict[str, ParsedImports], deps: dict[str, list[str]],
+                   missing: dict[str, set[str]]) -> None:
+    """Link imports no root resolves to files whose path ends with the module's path: such a folder
+    may be on PYTHONPATH or pip-installed at test time. Standard-library and third-party names
+    usually match no file and stay unresolved."""
+    suffixes: dict[str, list[str]] = {}
+    for path in parsed:
+        stem = path[:-3].removesuffix("/__init__").split("/")
+        parts = []
+        for part in reversed(stem):  # the longest importable tail of the path
+            if not part.isidentifier() or part == "__init__":
+                break
+            parts.insert(0, part)
+        for i in range(len(parts)):
+            suffixes.setdefault(".".join(parts[i:]), []).append(path)
+    for path, names in missing.items():
+        extra = {hit for name in names for hit in suffixes.get(name, ())}
+        extra.discard(path)
+        if extra:
+            deps[path] = sorted(set(deps[path]) | extra)

@@ -18,7 +18,7 @@ from testpilot.selection.config import MappingRule, SelectionConfig
 
 @lru_cache(maxsize=1024)
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec:
-    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+    return pathspec.PathSpec.from_lines("gitignore", patterns)
 
 
 def match_tests(patterns: list[str], test_files: list[str]) -> list[str]:

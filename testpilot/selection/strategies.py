@@ -126,4 +126,7 @@ def cross_app_evidence(ev: Evidence, apps: list[AppSpec], tests: dict[str, list[
                 if step.app in affected:
                     scenarios[name] = f"step {step.step_name} runs in app {step.app}: {affected[step.app]}"
                     break
+                if step.test and (step.app, step.test.split("::")[0]) in ev.reasons:
+                    scenarios[name] = f"step {step.step_name} runs {step.test}, which is selected"
+                    break
     return scenarios
