@@ -24,7 +24,7 @@ from testpilot.selection.history import History, HistoryIndex, priority
 from testpilot.selection.imports import ParsedImports
 from testpilot.selection.modes import apply_budget, apply_confidence, estimated_duration, parse_budget
 from testpilot.selection.rules import is_excluded, mapping_hits, match_tests, unanalysable_rule
-from testpilot.selection.strategies import coverage_evidence, cross_app_evidence
+from testpilot.selection.strategies import Covered, coverage_evidence, cross_app_evidence
 
 if TYPE_CHECKING:
     from testpilot.suite import Suite
@@ -126,6 +126,7 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
     unanalysable: list[str] = []
     test_set = {app.name: set(files) for app, files in zip(ws.apps, ws.tests.values(), strict=True)}
     changed_apps: dict[str, str] = {}  # app -> first changed non-test file in it
+    name_hits: list[tuple[str, str, str]] = []  # (app, test, changed module) by naming convention
 
     def whole_suite(app: AppSpec, reason: Reason) -> None:
         for test in ws.tests[app.name]:
@@ -153,10 +154,8 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
                     stem = rel.rsplit("/", 1)[-1][:-3]
                     if stem != "__init__" and stem != "conftest":
                         names = {f"test_{stem}.py", f"{stem}_test.py"}
-                        for test in ws.tests[app.name]:
-                            if test.rsplit("/", 1)[-1] in names:
-                                ev.add(app.name, test, Reason(strategy="name_match", changed_file=path,
-                                                              text=f"named after changed module {path}"))
+                        name_hits += [(app.name, test, path) for test in ws.tests[app.name]
+                                      if test.rsplit("/", 1)[-1] in names]
         if app and rel is not None:
             for hit in mapping_hits(app.config, app.name, rel, ws.tests[app.name]):
                 for test in hit.tests:
@@ -168,10 +167,14 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
         if is_py and not info[1]:
             continue
         if is_py or not (app and rel is not None and mapping_hits(app.config, app.name, rel, ws.tests[app.name])):
-            unanalysable.append(path)
-            _unanalysable(ev, ws, app, rel, path, whole_suite, notes)
+            if _unanalysable(ev, ws, app, rel, path, whole_suite, notes):
+                unanalysable.append(path)
 
-    _graph_evidence(ev, ws, coverage, test_set, notes)
+    covered = _graph_evidence(ev, ws, coverage, test_set, notes)
+    for app_name, test, path in name_hits:
+        if app_name not in covered.get(path, {}) or test in covered[path][app_name]:  # coverage knows better
+            ev.add(app_name, test, Reason(strategy="name_match", changed_file=path,
+                                          text=f"named after changed module {path}"))
     if ws.graph.dynamic and any(not _is_test_path(ws, p) for p in ws.sources):
         _dynamic_evidence(ev, ws)
     for app in ws.apps:
@@ -190,7 +193,7 @@ def _is_test_path(ws: Workspace, path: str) -> bool:
 
 
 def _unanalysable(ev: Evidence, ws: Workspace, app: AppSpec | None, rel: str | None, path: str,
-                  whole_suite: Callable[[AppSpec, Reason], None], notes: list[str]) -> None:
+                  whole_suite: Callable[[AppSpec, Reason], None], notes: list[str]) -> bool:
     if app is not None and rel is not None:
         rule = unanalysable_rule(app.config, rel)
         if rule is not None:
@@ -199,19 +202,20 @@ def _unanalysable(ev: Evidence, ws: Workspace, app: AppSpec | None, rel: str | N
             for test in match_tests(selects, ws.tests[app.name]):
                 ev.add(app.name, test, Reason(strategy="unanalysable", rule_id=rid, changed_file=path,
                                               text=f"unanalysable change: {path} (rule {rid})"))
-            return
+            return True
         whole_suite(app, Reason(strategy="unanalysable", changed_file=path, text=f"unanalysable change: {path}"))
-        return
+        return True
     if ws.suite_mode:  # a file outside every app may feed any of them
         for other in ws.apps:
             whole_suite(other, Reason(strategy="unanalysable", changed_file=path,
                                       text=f"unanalysable change: {path} (outside every app)"))
-    else:
-        notes.append(f"ignored {path}: outside the project folder")
+        return True
+    notes.append(f"ignored {path}: outside the project folder")
+    return False
 
 
 def _graph_evidence(ev: Evidence, ws: Workspace, coverage: list[CoverageMap], test_set: dict[str, set[str]],
-                    notes: list[str]) -> None:
+                    notes: list[str]) -> Covered:
     covered = coverage_evidence(ev, ws, coverage, test_set, notes) if coverage else {}
     plain = {p: label for p, label in ws.sources.items() if p not in covered}
     _add_chains(ev, ws, ws.graph.reaching(plain), keep=None)
@@ -221,6 +225,7 @@ def _graph_evidence(ev: Evidence, ws: Workspace, coverage: list[CoverageMap], te
             return app not in apps or test in apps[app]
 
         _add_chains(ev, ws, ws.graph.reaching({path: ws.sources[path]}), keep=keep)
+    return covered
 
 
 def _add_chains(ev: Evidence, ws: Workspace, reach: dict[str, tuple[int, list[str]]],

@@ -211,7 +211,7 @@ def _link_unrooted(parsed: dict[str, ParsedImports], deps: dict[str, list[str]],
     suffixes: dict[str, list[str]] = {}
     for path in parsed:
         stem = path[:-3].removesuffix("/__init__").split("/")
-        parts = []
+        parts: list[str] = []
         for part in reversed(stem):  # the longest importable tail of the path
             if not part.isidentifier() or part == "__init__":
                 break

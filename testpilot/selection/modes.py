@@ -8,7 +8,7 @@ from testpilot.errors import ConfigError
 from testpilot.results import Reason, SelectedTest
 from testpilot.selection.history import HistoryIndex, covers, key
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s|ms)?", re.I)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)?", re.I)
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, None: 1.0}
 
 

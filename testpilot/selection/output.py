@@ -102,6 +102,10 @@ def find_test(selection: Selection, test: str, app: str | None = None,
                 continue
             if entry.test_id in (test, file) or entry.test_id.startswith(test + "::"):
                 return status, entry
+    siblings = [e for e in selection.selected if e.test_id.startswith(file + "::") and (not app or e.app == app)]
+    if siblings:
+        why = Reason(strategy="no_evidence", text=f"other tests of {file} ran the changed lines; this one did not")
+        return "skipped", SelectedTest(app=siblings[0].app, test_id=test, reasons=[why])
     return "unknown", None
 
 
