@@ -14,6 +14,7 @@ from pathlib import Path
 from testpilot.selection.imports import ParsedImports, parse_imports
 
 CACHE_FILE = "imports-v1.marshal"
+GRAPH_FILE = "graph-v1.marshal"
 
 
 class ImportCache:
@@ -53,11 +54,28 @@ class ImportCache:
             self._dirty = True
         return out
 
+    def load_graph(self) -> dict | None:
+        """The resolved edges an earlier run saved (see ``build_graph``), or None."""
+        if not self.path:
+            return None
+        try:
+            loaded = marshal.loads((self.path.parent / GRAPH_FILE).read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    def save_graph(self, resolved: dict, changed: bool) -> None:
+        if self.path and resolved and changed:
+            self._write(self.path.parent / GRAPH_FILE, marshal.dumps(resolved))
+
+    def _write(self, target: Path, data: bytes) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        tmp.replace(target)  # atomic, so a concurrent reader never sees half a file
+
     def save(self) -> None:
         if not self.path or not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(marshal.dumps(self.entries))
-        tmp.replace(self.path)  # atomic, so a concurrent reader never sees half a file
+        self._write(self.path, marshal.dumps(self.entries))
         self._dirty = False

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import configparser
 import fnmatch
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -66,10 +68,21 @@ class AppSpec:
             return False
         if not _under_any(rel, self.test_paths):
             return False
-        parts = rel.split("/")[:-1]
-        if any(fnmatch.fnmatchcase(part, pat) for part in parts for pat in self.pytest.norecursedirs):
+        folder_re, name_re, path_re = self._patterns
+        if any(folder_re.match(part) for part in rel.split("/")[:-1]):
             return False
-        return any(fnmatch.fnmatchcase(rel if "/" in pat else name, pat) for pat in self.pytest.python_files)
+        return bool(name_re.match(name) or (path_re and path_re.match(rel)))
+
+    @cached_property
+    def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str] | None]:
+        # One compiled regex per pattern list: this runs for every file of a large repository.
+        def union(patterns: list[str]) -> str:
+            return "|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or "(?!)"
+
+        by_path = [p for p in self.pytest.python_files if "/" in p]
+        return (re.compile(union(self.pytest.norecursedirs)),
+                re.compile(union([p for p in self.pytest.python_files if "/" not in p])),
+                re.compile(union(by_path)) if by_path else None)
 
 
 def _under_any(rel: str, test_paths: list[str]) -> bool:

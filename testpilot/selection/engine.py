@@ -48,6 +48,7 @@ class Workspace:
     sources: dict[str, str] = field(default_factory=dict)  # changed .py path -> chain label
     parsed_count: int = 0
     suite_mode: bool = False
+    test_of: dict[str, tuple[str, str]] = field(default_factory=dict)  # repo path -> (app, test file)
 
 
 class Evidence:
@@ -100,6 +101,7 @@ def build_workspace(repo: Path, base: str | None, head: str | None, suite: Suite
     cache = ImportCache(cache_dir)
     parsed: dict[str, ParsedImports] = cache.get_many(py, read_shas)
     cache.save()
+    previous = cache.load_graph()
     ghosts = set()
     for change in changes:
         gone = change.old_path if change.status == "R" else change.path if change.status == "D" else ""
@@ -107,16 +109,17 @@ def build_workspace(repo: Path, base: str | None, head: str | None, suite: Suite
             ghosts.add(gone)
             parsed[gone] = ParsedImports((), False, "")
     tests: dict[str, list[str]] = {app.name: [] for app in apps}
-    test_paths = set()
+    test_of: dict[str, tuple[str, str]] = {}
     for path in sorted(py):
-        app = owner(apps, path)
+        app = owner(apps, path) if len(apps) > 1 else (apps[0] if apps[0].rel(path) is not None else None)
         rel = app.rel(path) if app else None
         if app and rel is not None and app.is_test_file(rel):
             tests[app.name].append(rel)
-            test_paths.add(path)
-    graph = build_graph(parsed, apps, test_paths)
+            test_of[path] = (app.name, rel)
+    graph = build_graph(parsed, apps, set(test_of), shas=py, previous=previous)
+    cache.save_graph(graph.resolved, changed=graph.resolved_count > 0)
     return Workspace(root, apps, base_sha, head_sha, changes, graph, tests, ghosts,
-                     parsed_count=cache.parsed_count, suite_mode=suite is not None)
+                     parsed_count=cache.parsed_count, suite_mode=suite is not None, test_of=test_of)
 
 
 def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: Dependents | None,
@@ -127,6 +130,10 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
     test_set = {app.name: set(files) for app, files in zip(ws.apps, ws.tests.values(), strict=True)}
     changed_apps: dict[str, str] = {}  # app -> first changed non-test file in it
     name_hits: list[tuple[str, str, str]] = []  # (app, test, changed module) by naming convention
+    by_basename: dict[tuple[str, str], list[str]] = {}
+    for app_name, files in ws.tests.items():
+        for test in files:
+            by_basename.setdefault((app_name, test.rsplit("/", 1)[-1]), []).append(test)
 
     def whole_suite(app: AppSpec, reason: Reason) -> None:
         for test in ws.tests[app.name]:
@@ -154,8 +161,8 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
                     stem = rel.rsplit("/", 1)[-1][:-3]
                     if stem != "__init__" and stem != "conftest":
                         names = {f"test_{stem}.py", f"{stem}_test.py"}
-                        name_hits += [(app.name, test, path) for test in ws.tests[app.name]
-                                      if test.rsplit("/", 1)[-1] in names]
+                        name_hits += [(app.name, test, path) for name in names
+                                      for test in by_basename.get((app.name, name), ())]
         if app and rel is not None:
             for hit in mapping_hits(app.config, app.name, rel, ws.tests[app.name]):
                 for test in hit.tests:
@@ -230,18 +237,16 @@ def _graph_evidence(ev: Evidence, ws: Workspace, coverage: list[CoverageMap], te
 
 def _add_chains(ev: Evidence, ws: Workspace, reach: dict[str, tuple[int, list[str]]],
                 keep: Callable[[str, str], bool] | None, strategy: str = "import_graph", prefix: str = "") -> None:
+    test_of = ws.test_of
     for path, (dist, chain) in reach.items():
-        if dist == 0 or path in ws.ghosts:
+        if dist == 0 or path not in test_of:
             continue
-        app = owner(ws.apps, path)
-        rel = app.rel(path) if app else None
-        if app is None or rel is None or not app.is_test_file(rel):
-            continue
-        if keep is not None and not keep(app.name, rel):
+        app, rel = test_of[path]
+        if keep is not None and not keep(app, rel):
             continue
         changed = chain[-1].split(" (", 1)[0]
-        ev.add(app.name, rel, Reason(strategy=strategy, changed_file=changed, chain=chain,
-                                     text=prefix + " -> ".join(chain)))
+        ev.add(app, rel, Reason(strategy=strategy, changed_file=changed, chain=chain,
+                                text=prefix + " -> ".join(chain)))
 
 
 def _dynamic_evidence(ev: Evidence, ws: Workspace) -> None:

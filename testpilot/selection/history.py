@@ -86,6 +86,8 @@ class HistoryIndex:
             agg.mean_duration += stats.mean_duration
 
     def stats(self, app: str, test_id: str) -> TestStats | None:
+        if not self._by_file:
+            return None
         name = key(app, test_id)
         return self.history.tests.get(name) if "::" in test_id else self._by_file.get(name)
 
