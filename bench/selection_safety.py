@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from testpilot.selection import select_tests  # noqa: E402
+from testpilot.selection import CoverageMap, coverage_map_from_data, select_tests  # noqa: E402
 from testpilot.suite import load_suite  # noqa: E402
 
 FLIP = {ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE, ast.LtE: ast.Gt, ast.Eq: ast.NotEq,
@@ -59,7 +59,8 @@ class Project:
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,  # noqa: S603
+                          text=True).stdout
 
 
 def mutants_of(path: Path, rel: str) -> list[Mutant]:
@@ -105,7 +106,8 @@ def run_tests(clone: Path, project: Project, timeout: float) -> tuple[set[str], 
     env = {**os.environ, "PYTHONPATH": str(clone), "PYTHONDONTWRITEBYTECODE": "1", "CI": ""}
     cmd = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "--timeout", "60"]
     try:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,  # noqa: S603
+                              timeout=timeout)
     except subprocess.TimeoutExpired:
         return set(), True
     failing = set()
@@ -116,10 +118,23 @@ def run_tests(clone: Path, project: Project, timeout: float) -> tuple[set[str], 
     return failing, False
 
 
+def coverage_map(clone: Path, project: Project, work: Path, commit: str, timeout: float) -> CoverageMap | None:
+    """One full run under coverage with a context per test, at the base commit."""
+    cwd = clone / project.folder if project.folder else clone
+    data = work / f"coverage-{project.app}"
+    env = {**os.environ, "PYTHONPATH": str(clone), "PYTHONDONTWRITEBYTECODE": "1", "COVERAGE_FILE": str(data)}
+    subprocess.run([sys.executable, "-m", "coverage", "run", f"--source={cwd}", "-m", "pytest", "-q",  # noqa: S603
+                    "-p", "no:cacheprovider", "-p", "testpilot.selection.coverage_plugin"],
+                   cwd=cwd, env=env, capture_output=True, timeout=timeout)
+    if not data.exists():
+        return None
+    return coverage_map_from_data(data, repo_root=clone, commit=commit, app=project.app)
+
+
 def collect(clone: Path, project: Project) -> list[str]:
     cwd = clone / project.folder if project.folder else clone
     env = {**os.environ, "PYTHONPATH": str(clone), "PYTHONDONTWRITEBYTECODE": "1"}
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],  # noqa: S603
                          cwd=cwd, env=env, capture_output=True, text=True).stdout
     return [line.strip() for line in out.splitlines() if "::" in line]
 
@@ -150,12 +165,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--source", default="testpilot/", help="only mutate files under this prefix")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per full test run")
+    parser.add_argument("--no-coverage", dest="coverage", action="store_false",
+                        help="skip the coverage-map variant (one extra full run under coverage)")
     args = parser.parse_args()
     here = Path(__file__).resolve().parents[1]
     work = Path(tempfile.mkdtemp(prefix="testpilot-safety-"))
     clone = work / "clone"
     try:
-        subprocess.run(["git", "clone", "-q", str(here), str(clone)], check=True)
+        subprocess.run(["git", "clone", "-q", str(here), str(clone)], check=True)  # noqa: S603
         git(clone, "config", "user.email", "s@s")
         git(clone, "config", "user.name", "s")
         base = git(clone, "rev-parse", "HEAD").strip()
@@ -164,6 +181,7 @@ def main() -> None:
         for project in projects_in(clone, args.source):
             project.all_tests = collect(clone, project)
             baseline, _ = run_tests(clone, project, args.timeout)
+            cov = coverage_map(clone, project, work, base, args.timeout) if args.coverage else None
             suite = load_suite(clone / project.suite_file) if project.suite_file else None
             candidates = [m for src in project.sources for m in mutants_of(clone / src, src)]
             rng = random.Random(args.seed)
@@ -184,35 +202,43 @@ def main() -> None:
                 lines[mutant.line - 1] = mutant.new + ("\n" if lines[mutant.line - 1].endswith("\n") else "")
                 target.write_text("".join(lines))
                 git(clone, "commit", "-qam", "mutant")
+                root = clone / project.folder if not suite else clone
                 start = time.perf_counter()
-                selection = select_tests(clone / project.folder if not suite else clone, base, "HEAD", suite,
-                                         cache_dir=cache)
+                selection = select_tests(root, base, "HEAD", suite, cache_dir=cache)
                 select_s = time.perf_counter() - start
-                picked = {t.test_id for t in selection.selected if t.app == project.app}
                 failing, timed_out = run_tests(clone, project, args.timeout)
                 failing -= baseline
-                missed = sorted(t for t in failing if not covered(t, picked))
-                run_ids = [t for t in project.all_tests if covered(t, picked)]
-                reduction = 1 - len(run_ids) / max(len(project.all_tests), 1)
-                results.append((project.name, mutant, failing, missed, reduction, timed_out, select_s))
-                status = "MISSED " + ", ".join(missed) if missed else "ok"
-                print(f"  [{i}/{len(chosen)}] {mutant.describe()}: {len(failing)} failing, "
-                      f"selected {len(run_ids)}/{len(project.all_tests)} tests -> {status}", flush=True)
+                line = f"  [{i}/{len(chosen)}] {mutant.describe()}: {len(failing)} failing"
+                for mode, sel in (("graph", selection), ("coverage", select_tests(
+                        root, base, "HEAD", suite, cache_dir=cache, coverage=cov) if cov else None)):
+                    if sel is None:
+                        continue
+                    picked = {t.test_id for t in sel.selected if t.app == project.app}
+                    missed = sorted(t for t in failing if not covered(t, picked))
+                    run_ids = [t for t in project.all_tests if covered(t, picked)]
+                    reduction = 1 - len(run_ids) / max(len(project.all_tests), 1)
+                    results.append((f"{project.name} [{mode}]", mutant, failing, missed, reduction, timed_out,
+                                    select_s))
+                    status = "MISSED " + ", ".join(missed) if missed else "ok"
+                    line += f"; {mode}: {len(run_ids)}/{len(project.all_tests)} {status}"
+                print(line, flush=True)
                 git(clone, "reset", "-q", "--hard", base)
-        counted = [r for r in results if not r[5]]
-        killed = [r for r in counted if r[2]]
-        safe = [r for r in counted if not r[3]]
-        safe_killed = [r for r in killed if not r[3]]
         print()
-        print(f"mutants: {len(results)} ({len(killed)} made tests fail, {len(results) - len(counted)} timed out)")
-        if counted:
-            print(f"safety: {100 * len(safe) / len(counted):.1f}% of mutants "
-                  f"({100 * len(safe_killed) / max(len(killed), 1):.1f}% of those that made tests fail)")
-            print(f"mean reduction: {100 * statistics.mean(r[4] for r in counted):.1f}% of tests not selected; "
-                  f"median selection time {statistics.median(r[6] for r in counted):.2f}s")
-        for r in counted:
-            if r[3]:
-                print(f"  missed: {r[1].describe()}: {', '.join(r[3])}")
+        for mode in sorted({r[0] for r in results}):
+            rows = [r for r in results if r[0] == mode]
+            counted = [r for r in rows if not r[5]]
+            killed = [r for r in counted if r[2]]
+            safe = [r for r in counted if not r[3]]
+            print(f"{mode}: {len(rows)} mutants, {len(killed)} made tests fail, "
+                  f"{len(rows) - len(counted)} timed out")
+            if counted:
+                print(f"  safety: {100 * len(safe) / len(counted):.1f}% of mutants "
+                      f"({len([r for r in killed if not r[3]])}/{len(killed)} of those that made tests fail)")
+                print(f"  mean reduction: {100 * statistics.mean(r[4] for r in counted):.1f}% of tests not "
+                      f"selected; median selection time {statistics.median(r[6] for r in counted):.2f}s")
+            for r in counted:
+                if r[3]:
+                    print(f"  missed: {r[1].describe()}: {', '.join(r[3])}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -18,7 +18,7 @@ class Repo:
         self.git("config", "commit.gpgsign", "false")
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True,
+        return subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True,  # noqa: S603
                               text=True).stdout.strip()
 
     def write(self, files: dict[str, str]) -> None:

@@ -10,8 +10,14 @@ import pytest
 
 from testpilot.errors import ConfigError
 from testpilot.results import Selection
-from testpilot.selection import (explain_test, format_selection, run_selection, select_tests, summary_markdown,
-                                 write_selection_json)
+from testpilot.selection import (
+    explain_test,
+    format_selection,
+    run_selection,
+    select_tests,
+    summary_markdown,
+    write_selection_json,
+)
 
 from .helpers import SHOP, Repo
 
