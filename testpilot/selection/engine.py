@@ -185,6 +185,9 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
     if ws.graph.dynamic and any(not _is_test_path(ws, p) for p in ws.sources):
         _dynamic_evidence(ev, ws)
     for app in ws.apps:
+        if app.config.strategy == "all":
+            whole_suite(app, Reason(strategy="always_run", rule_id="strategy: all",
+                                    text=f"selection.{app.name}.strategy is 'all'"))
         for pattern in app.config.always_run:
             for test in match_tests([pattern], ws.tests[app.name]):
                 ev.add(app.name, test, Reason(strategy="always_run", rule_id=pattern,

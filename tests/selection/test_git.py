@@ -90,3 +90,11 @@ def test_changed_lines_are_old_side_lines(repo: Repo) -> None:
     base = repo.commit({"a.py": "a\nb\nc\nd\n"})
     head = repo.commit({"a.py": "a\nB\nc\nnew\nd\n"})
     assert git.changed_lines(repo.path, base, head, ["a.py"]) == {"a.py": {2, 3, 4}}
+
+
+def test_select_tests_with_bad_base_raises_git_error(repo: Repo) -> None:
+    from testpilot.selection import select_tests
+
+    repo.commit({"a.py": ""})
+    with pytest.raises(GitError, match="unknown git ref 'origin/nope'"):
+        select_tests(repo.path, "origin/nope", None)

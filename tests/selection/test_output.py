@@ -95,3 +95,20 @@ def test_corrupt_cache_is_rebuilt(repo: Repo, tmp_path: Path) -> None:
     base = repo.commit(SHOP)
     head = repo.commit({"shop/pricing.py": PRICING})
     assert len(select_tests(repo.path, base, head, cache_dir=cache).selected) == 2
+
+
+def test_warm_graph_cache_sees_new_edges_and_new_files(repo: Repo, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    base = repo.commit(SHOP)
+    select_tests(repo.path, base, base, cache_dir=cache)  # fills the cache at base
+    head = repo.commit({"shop/util.py": "def noop():\n    return 9\n",
+                        "shop/cart.py": "from shop import util\n" + SHOP["shop/cart.py"]})
+    exp = explain_test(repo.path, "tests/test_checkout.py", base, head, cache_dir=cache)
+    assert ["tests/test_checkout.py", "shop/checkout.py", "shop/cart.py", "shop/util.py (changed)"] in (
+        exp.imports_reaching_changes)
+    head2 = repo.commit({"shop/extra.py": "from shop import util\n",
+                         "tests/test_extra.py": "import shop.extra\n\ndef test_e():\n    pass\n"})
+    sel = select_tests(repo.path, head, head2, cache_dir=cache)
+    assert {t.test_id for t in sel.selected} == {"tests/test_extra.py"}
+    sel = select_tests(repo.path, base, head2, cache_dir=cache)
+    assert "tests/test_extra.py" in {t.test_id for t in sel.selected}

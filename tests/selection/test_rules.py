@@ -71,3 +71,19 @@ def test_always_run_and_never_run(repo: Repo) -> None:
     never = [t for t in sel.skipped if t.test_id == "tests/test_cart.py"][0]
     assert never.reasons[0].text == "never_run: tests/test_cart.py"
     assert never.reasons[1].strategy == "import_graph"  # the evidence it had is kept for explain
+
+
+def test_strategy_all_runs_the_whole_suite(repo: Repo) -> None:
+    sel = run(repo, {"shop/util.py": "def noop():\n    return 5\n"}, {"strategy": "all"})
+    assert len(sel.selected) == 4
+    assert "selection.shop.strategy is 'all'" in by_id(sel)["tests/test_other.py"]
+
+
+def test_invalid_mapping_regex_is_a_config_error_naming_the_field(repo: Repo) -> None:
+    import pytest
+
+    from testpilot.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        run(repo, {"shop/util.py": "X = 1\n"}, {"mapping_rules": [{"source_pattern": "(", "test_pattern": "t"}]})
+    assert err.value.field == "selection.shop.mapping_rules[0].source_pattern"
