@@ -30,12 +30,10 @@ class ImportGraph:
     resolved: dict = field(default_factory=dict)  # what the next build may reuse (see build_graph)
     resolved_count: int = 0  # files whose edges were worked out afresh in this build
 
-    def reaching(self, sources: dict[str, str], seeds: dict[str, list[str]] | None = None,
-                 ) -> dict[str, tuple[int, list[str]]]:
+    def reaching(self, sources: dict[str, str]) -> dict[str, tuple[int, list[str]]]:
         """Every file that reaches a source by imports: file -> (distance, chain to the source).
 
-        ``sources`` maps a changed file to its label in chains (e.g. ``shop/pricing.py (changed)``);
-        ``seeds`` maps an extra label (a deleted module) to files that import it directly.
+        ``sources`` maps a changed file to its label in chains (e.g. ``shop/pricing.py (changed)``).
         """
         found: dict[str, tuple[int, list[str]]] = {}
         queue: deque[str] = deque()
@@ -43,11 +41,6 @@ class ImportGraph:
             if path not in found:
                 found[path] = (0, [label])
                 queue.append(path)
-        for label, importers in (seeds or {}).items():
-            for path in importers:
-                if path not in found:
-                    found[path] = (1, [path, label])
-                    queue.append(path)
         rdeps = self.rdeps
         while queue:
             node = queue.popleft()

@@ -73,6 +73,18 @@ def summary_markdown(selection: Selection, *, limit: int = 50) -> str:
     return "\n".join(parts)
 
 
+def selection_table(selection: Selection, *, limit: int = 500) -> list[dict[str, str]]:
+    """Rows (app, test, status, priority, why) of selected, left-out and unanalysable entries, for a
+    table artifact. Skipped tests are only counted in ``summary_markdown``: there can be thousands."""
+    rows = [{"app": t.app, "test": t.test_id, "status": "selected", "priority": f"{t.priority:.2f}",
+             "why": _why(t.reasons)} for t in selection.selected[:limit]]
+    rows += [{"app": t.app, "test": t.test_id, "status": "left out", "priority": f"{t.priority:.2f}",
+              "why": t.reasons[-1].text} for t in selection.left_out[:limit]]
+    rows += [{"app": "", "test": f, "status": "unanalysable", "priority": "", "why": "unanalysable change"}
+             for f in selection.unanalysable]
+    return rows
+
+
 def write_selection_json(selection: Selection, path: str | Path) -> Path:
     """Write ``selection.json`` and return its path."""
     target = Path(path)

@@ -15,6 +15,7 @@ from testpilot.selection import (
     format_selection,
     run_selection,
     select_tests,
+    selection_table,
     summary_markdown,
     write_selection_json,
 )
@@ -49,6 +50,13 @@ def test_summary_markdown_counts_and_reasons(repo: Repo) -> None:
     md = summary_markdown(select_tests(repo.path, base, head, budget="1s"))
     assert "**1** selected, **2** left out, **2** skipped, **0** unanalysable" in md
     assert "time budget 1s" in md
+
+
+def test_selection_table_rows(repo: Repo) -> None:
+    base, head = pricing_change(repo)
+    rows = selection_table(select_tests(repo.path, base, head, budget="1s"))
+    assert [r["status"] for r in rows] == ["selected", "left out", "left out"]
+    assert rows[0]["why"].startswith("tests/")
 
 
 def test_explain_selected_test_lists_every_chain(repo: Repo) -> None:
