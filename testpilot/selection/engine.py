@@ -178,6 +178,15 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
                 unanalysable.append(path)
 
     covered = _graph_evidence(ev, ws, coverage, test_set, notes)
+    for path in _unreached(ws, covered):
+        # No test imports it, so it may be loaded by name (plugins, settings strings) or run as a
+        # script: the same as a file we cannot analyse. A mapping rule or unanalysable rule narrows it.
+        app = owner(ws.apps, path)
+        rel = app.rel(path) if app else None
+        if app and rel is not None and mapping_hits(app.config, app.name, rel, ws.tests[app.name]):
+            continue
+        if _unanalysable(ev, ws, app, rel, path, whole_suite, notes, why="no test imports it"):
+            unanalysable.append(path)
     for app_name, test, path in name_hits:
         if app_name not in covered.get(path, {}) or test in covered[path][app_name]:  # coverage knows better
             ev.add(app_name, test, Reason(strategy="name_match", changed_file=path,
@@ -196,6 +205,27 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
     return ev, unanalysable, scenarios
 
 
+def _unreached(ws: Workspace, covered: Covered) -> list[str]:
+    """Changed (or deleted) Python source files from which no import chain leads to a test."""
+    out = []
+    for path in ws.sources:
+        if path in covered or _is_test_path(ws, path):
+            continue
+        seen, queue = {path}, [path]
+        found = False
+        while queue and not found:
+            for importer in ws.graph.rdeps.get(queue.pop(), ()):
+                if importer in ws.test_of:
+                    found = True
+                    break
+                if importer not in seen:
+                    seen.add(importer)
+                    queue.append(importer)
+        if not found:
+            out.append(path)
+    return sorted(out)
+
+
 def _is_test_path(ws: Workspace, path: str) -> bool:
     app = owner(ws.apps, path)
     rel = app.rel(path) if app else None
@@ -203,7 +233,8 @@ def _is_test_path(ws: Workspace, path: str) -> bool:
 
 
 def _unanalysable(ev: Evidence, ws: Workspace, app: AppSpec | None, rel: str | None, path: str,
-                  whole_suite: Callable[[AppSpec, Reason], None], notes: list[str]) -> bool:
+                  whole_suite: Callable[[AppSpec, Reason], None], notes: list[str], why: str = "") -> bool:
+    why = f"; {why}" if why else ""
     if app is not None and rel is not None:
         rule = unanalysable_rule(app.config, rel)
         if rule is not None:
@@ -211,14 +242,15 @@ def _unanalysable(ev: Evidence, ws: Workspace, app: AppSpec | None, rel: str | N
             rid = f"unanalysable[{position}]"
             for test in match_tests(selects, ws.tests[app.name]):
                 ev.add(app.name, test, Reason(strategy="unanalysable", rule_id=rid, changed_file=path,
-                                              text=f"unanalysable change: {path} (rule {rid})"))
+                                              text=f"unanalysable change: {path} (rule {rid}{why})"))
             return True
-        whole_suite(app, Reason(strategy="unanalysable", changed_file=path, text=f"unanalysable change: {path}"))
+        whole_suite(app, Reason(strategy="unanalysable", changed_file=path,
+                                text=f"unanalysable change: {path}" + (f" ({why[2:]})" if why else "")))
         return True
     if ws.suite_mode:  # a file outside every app may feed any of them
         for other in ws.apps:
             whole_suite(other, Reason(strategy="unanalysable", changed_file=path,
-                                      text=f"unanalysable change: {path} (outside every app)"))
+                                      text=f"unanalysable change: {path} (outside every app{why})"))
         return True
     notes.append(f"ignored {path}: outside the project folder")
     return False

@@ -165,3 +165,19 @@ def test_no_change_selects_nothing(repo: Repo) -> None:
     sel = select_tests(repo.path, base, base)
     assert sel.selected == []
     assert len(sel.skipped) == 4
+
+
+def test_module_no_test_imports_is_unanalysable(repo: Repo) -> None:
+    files = {**SHOP, "scripts/migrate.py": "import sys\nprint(sys.argv)\n"}
+    sel = change(repo, files, {"scripts/migrate.py": "import sys\nprint(sys.argv[1:])\n"})
+    assert sel.unanalysable == ["scripts/migrate.py"]
+    assert len(sel.selected) == 4
+    assert reasons(sel, "tests/test_other.py") == ["unanalysable change: scripts/migrate.py (no test imports it)"]
+
+
+def test_module_loaded_only_by_name_is_not_missed(repo: Repo) -> None:
+    files = {**SHOP, "shop/plugin.py": "def hook():\n    return 1\n",
+             "tests/test_plugin_by_name.py": "import subprocess\n\ndef test_p():\n"
+                                             "    subprocess.run(['pytest', '-p', 'shop.plugin'])\n"}
+    sel = change(repo, files, {"shop/plugin.py": "def hook():\n    return 2\n"})
+    assert "tests/test_plugin_by_name.py" in ids(sel)

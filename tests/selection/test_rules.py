@@ -87,3 +87,11 @@ def test_invalid_mapping_regex_is_a_config_error_naming_the_field(repo: Repo) ->
     with pytest.raises(ConfigError) as err:
         run(repo, {"shop/util.py": "X = 1\n"}, {"mapping_rules": [{"source_pattern": "(", "test_pattern": "t"}]})
     assert err.value.field == "selection.shop.mapping_rules[0].source_pattern"
+
+
+def test_unanalysable_rule_narrows_a_module_no_test_imports(repo: Repo) -> None:
+    rules = {"unanalysable": [{"pattern": "scripts/", "selects": []}]}
+    before = {**SHOP, "scripts/tool.py": "X = 1\n"}
+    sel = run(repo, {"scripts/tool.py": "X = 2\n"}, rules, before=before)
+    assert sel.selected == []
+    assert sel.unanalysable == ["scripts/tool.py"]
