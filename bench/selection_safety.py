@@ -50,12 +50,13 @@ class Mutant:
 
 @dataclass
 class Project:
+    """What is mutated and what is run: the repository (one ``default`` app) or a suite's apps."""
+
     name: str
-    folder: str  # app folder relative to the clone ('' = root)
+    apps: dict[str, str]  # app -> folder relative to the clone ('' = root)
     sources: list[str]  # files to mutate, relative to the clone
-    app: str  # the app name the selection uses
     suite_file: str = ""
-    all_tests: list[str] = field(default_factory=list)
+    all_tests: list[str] = field(default_factory=list)  # "<app>::<node id>"
 
 
 def git(repo: Path, *args: str) -> str:
@@ -100,62 +101,79 @@ def mutants_of(path: Path, rel: str) -> list[Mutant]:
     return found
 
 
+def _env(clone: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(clone), "PYTHONDONTWRITEBYTECODE": "1", "CI": "", **extra}
+
+
 def run_tests(clone: Path, project: Project, timeout: float) -> tuple[set[str], bool]:
-    """(failing node ids relative to the app folder, timed out) for the project's whole suite."""
-    cwd = clone / project.folder if project.folder else clone
-    env = {**os.environ, "PYTHONPATH": str(clone), "PYTHONDONTWRITEBYTECODE": "1", "CI": ""}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "--timeout", "60"]
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,  # noqa: S603
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return set(), True
+    """('<app>::<node id>' of failing tests, timed out) for every app's whole suite."""
     failing = set()
-    for line in proc.stdout.splitlines():
-        for prefix in ("FAILED ", "ERROR "):
-            if line.startswith(prefix):
-                failing.add(line[len(prefix):].split(" - ")[0].strip())
+    for app, folder in project.apps.items():
+        cmd = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "--timeout", "60"]
+        try:
+            proc = subprocess.run(cmd, cwd=clone / folder, env=_env(clone), capture_output=True,  # noqa: S603
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return failing, True
+        for line in proc.stdout.splitlines():
+            for prefix in ("FAILED ", "ERROR "):
+                if line.startswith(prefix):
+                    failing.add(f"{app}::{line[len(prefix):].split(' - ')[0].strip()}")
     return failing, False
 
 
-def coverage_map(clone: Path, project: Project, work: Path, commit: str, timeout: float) -> CoverageMap | None:
-    """One full run under coverage with a context per test, at the base commit."""
-    cwd = clone / project.folder if project.folder else clone
-    data = work / f"coverage-{project.app}"
-    env = {**os.environ, "PYTHONPATH": str(clone), "PYTHONDONTWRITEBYTECODE": "1", "COVERAGE_FILE": str(data)}
-    subprocess.run([sys.executable, "-m", "coverage", "run", f"--source={cwd}", "-m", "pytest", "-q",  # noqa: S603
-                    "-p", "no:cacheprovider", "-p", "testpilot.selection.coverage_plugin"],
-                   cwd=cwd, env=env, capture_output=True, timeout=timeout)
-    if not data.exists():
-        return None
-    return coverage_map_from_data(data, repo_root=clone, commit=commit, app=project.app)
+def coverage_maps(clone: Path, project: Project, work: Path, commit: str, timeout: float) -> list[CoverageMap]:
+    """One full run per app under coverage with a context per test, at the base commit."""
+    maps = []
+    for app, folder in project.apps.items():
+        data = work / f"coverage-{app}"
+        subprocess.run([sys.executable, "-m", "coverage", "run", f"--source={clone / folder}",  # noqa: S603
+                        "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "testpilot.selection.coverage_plugin"],
+                       cwd=clone / folder, env=_env(clone, COVERAGE_FILE=str(data)), capture_output=True,
+                       timeout=timeout)
+        if data.exists():
+            maps.append(coverage_map_from_data(data, repo_root=clone, commit=commit, app=app))
+    return maps
 
 
 def collect(clone: Path, project: Project) -> list[str]:
-    cwd = clone / project.folder if project.folder else clone
-    env = {**os.environ, "PYTHONPATH": str(clone), "PYTHONDONTWRITEBYTECODE": "1"}
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],  # noqa: S603
-                         cwd=cwd, env=env, capture_output=True, text=True).stdout
-    return [line.strip() for line in out.splitlines() if "::" in line]
+    out = []
+    for app, folder in project.apps.items():
+        text = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",  # noqa: S603
+                               "-p", "no:cacheprovider"], cwd=clone / folder, env=_env(clone),
+                              capture_output=True, text=True).stdout
+        out += [f"{app}::{line.strip()}" for line in text.splitlines() if "::" in line]
+    return out
 
 
 def covered(test: str, chosen: set[str]) -> bool:
-    file = test.split("::")[0]
-    return test in chosen or file in chosen or any(test.startswith(c + "::") for c in chosen)
+    """Whether '<app>::<node id>' runs when the '<app>::<id>' entries in ``chosen`` run."""
+    app, _, node = test.partition("::")
+    file = node.split("::")[0]
+    return test in chosen or f"{app}::{file}" in chosen or any(test.startswith(c + "::") for c in chosen)
+
+
+def _is_source(rel: Path) -> bool:
+    return not (rel.name.startswith("test_") or rel.name.endswith("_test.py") or rel.name == "conftest.py"
+                or "tests" in rel.parts or ".venv" in rel.parts)
 
 
 def projects_in(clone: Path, source_filter: str) -> list[Project]:
-    out = [Project("testpilot", "", sorted(p.relative_to(clone).as_posix() for p in (clone / "testpilot").rglob("*.py")
-                                            if p.relative_to(clone).as_posix().startswith(source_filter)),
-                   "default")]
-    for suite_file in sorted((clone / "examples").glob("**/testpilot.yaml")) if (clone / "examples").is_dir() else []:
+    """The repository itself (zero-config) and every app of an ``examples/**/testpilot.yaml`` suite."""
+    out = []
+    root_sources = sorted(p.relative_to(clone).as_posix() for p in clone.rglob("*.py")
+                          if p.relative_to(clone).as_posix().startswith(source_filter)
+                          and _is_source(p.relative_to(clone)))
+    if root_sources:
+        out.append(Project(clone.name, {"default": ""}, root_sources))
+    examples = clone / "examples"
+    for suite_file in sorted(examples.glob("**/testpilot.yaml")) if examples.is_dir() else []:
         suite = load_suite(suite_file, check_paths=False)
-        for name in suite.apps:
-            folder = suite.app_dir(name).relative_to(clone.resolve()).as_posix()
-            sources = sorted(p.relative_to(clone).as_posix() for p in (clone / folder).rglob("*.py")
-                             if "test" not in p.name and "tests" not in p.relative_to(clone / folder).parts)
-            out.append(Project(f"examples:{name}", folder, sources, name,
-                               suite_file=suite_file.relative_to(clone).as_posix()))
+        apps = {name: suite.app_dir(name).relative_to(clone.resolve()).as_posix() for name in suite.apps}
+        sources = sorted(p.relative_to(clone).as_posix() for folder in apps.values()
+                         for p in (clone / folder).rglob("*.py") if _is_source(p.relative_to(clone / folder)))
+        out.append(Project(f"examples:{suite_file.parent.relative_to(clone).as_posix()}", apps, sources,
+                           suite_file=suite_file.relative_to(clone).as_posix()))
     return out
 
 
@@ -163,12 +181,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mutants", type=int, default=20, help="mutants per project")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--source", default="testpilot/", help="only mutate files under this prefix")
+    parser.add_argument("--source", default="testpilot/", help="only mutate repository files under this prefix")
+    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1],
+                        help="git repository to check (default: this one); its HEAD is cloned")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per full test run")
     parser.add_argument("--no-coverage", dest="coverage", action="store_false",
                         help="skip the coverage-map variant (one extra full run under coverage)")
     args = parser.parse_args()
-    here = Path(__file__).resolve().parents[1]
+    here = args.repo.resolve()
     work = Path(tempfile.mkdtemp(prefix="testpilot-safety-"))
     clone = work / "clone"
     try:
@@ -181,7 +201,7 @@ def main() -> None:
         for project in projects_in(clone, args.source):
             project.all_tests = collect(clone, project)
             baseline, _ = run_tests(clone, project, args.timeout)
-            cov = coverage_map(clone, project, work, base, args.timeout) if args.coverage else None
+            cov = coverage_maps(clone, project, work, base, args.timeout) if args.coverage else None
             suite = load_suite(clone / project.suite_file) if project.suite_file else None
             candidates = [m for src in project.sources for m in mutants_of(clone / src, src)]
             rng = random.Random(args.seed)
@@ -202,7 +222,7 @@ def main() -> None:
                 lines[mutant.line - 1] = mutant.new + ("\n" if lines[mutant.line - 1].endswith("\n") else "")
                 target.write_text("".join(lines))
                 git(clone, "commit", "-qam", "mutant")
-                root = clone / project.folder if not suite else clone
+                root = clone / project.apps["default"] if not suite else clone
                 start = time.perf_counter()
                 selection = select_tests(root, base, "HEAD", suite, cache_dir=cache)
                 select_s = time.perf_counter() - start
@@ -213,7 +233,7 @@ def main() -> None:
                         root, base, "HEAD", suite, cache_dir=cache, coverage=cov) if cov else None)):
                     if sel is None:
                         continue
-                    picked = {t.test_id for t in sel.selected if t.app == project.app}
+                    picked = {f"{t.app}::{t.test_id}" for t in sel.selected}
                     missed = sorted(t for t in failing if not covered(t, picked))
                     run_ids = [t for t in project.all_tests if covered(t, picked)]
                     reduction = 1 - len(run_ids) / max(len(project.all_tests), 1)
