@@ -168,12 +168,14 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
                 for test in hit.tests:
                     ev.add(app.name, test, Reason(strategy="mapping_rule", rule_id=hit.rule_id, changed_file=path,
                                                   text=f"rule {hit.rule_id}: {rel} changed"))
-        info = ws.graph.errors.get(path), path in ws.graph.dynamic
-        if is_py and change.status != "D" and info[0]:
-            notes.append(f"could not parse {path} ({info[0]}); the files importing it are selected")
-        if is_py and not info[1]:
-            continue
-        if is_py or not (app and rel is not None and mapping_hits(app.config, app.name, rel, ws.tests[app.name])):
+        error = ws.graph.errors.get(path)
+        if is_py and change.status != "D" and error:
+            notes.append(f"could not parse {path} ({error}); the files importing it are selected")
+        if is_py:
+            if path in ws.graph.dynamic and _unanalysable(ev, ws, app, rel, path, whole_suite, notes,
+                                                          why="imports by computed name"):
+                unanalysable.append(path)
+        elif not (app and rel is not None and mapping_hits(app.config, app.name, rel, ws.tests[app.name])):
             if _unanalysable(ev, ws, app, rel, path, whole_suite, notes):
                 unanalysable.append(path)
 
