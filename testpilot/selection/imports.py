@@ -33,7 +33,8 @@ _DYNAMIC_CALLS = {"__import__", "import_module", "run_module", "run_path", "spec
 def parse_imports(source: str | bytes) -> ParsedImports:
     """Return the imports of ``source``; never raises."""
     text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
-    if not any(word in text for word in _NEEDS_AST):
+    # A backslash continuation can split "from a \\ import b" so no line starts an import statement.
+    if not any(word in text for word in _NEEDS_AST) and "\\\n" not in text:
         fast = _scan(text)
         if fast is not None:
             return fast

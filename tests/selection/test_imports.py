@@ -52,3 +52,23 @@ def test_syntax_error_is_reported_not_raised() -> None:
     parsed = _full_parse("import os\ndef broken(:\n")
     assert parsed.error.startswith("SyntaxError")
     assert parsed.imports == ()
+
+
+def test_backslash_continuation_before_import_keyword() -> None:
+    parsed = parse_imports("from package.module \\\n    import name\n")
+    assert parsed.imports == ((0, "package.module", ("name",)),)
+
+
+def test_fast_scan_never_misses_an_import_in_real_code() -> None:
+    from pathlib import Path
+
+    import _pytest
+    import pydantic
+
+    import testpilot
+
+    files = [f for package in (testpilot, _pytest, pydantic) for f in Path(package.__file__).parent.rglob("*.py")]
+    assert len(files) > 200
+    for file in files:
+        text = file.read_text(errors="replace")
+        assert set(parse_imports(text).imports) >= set(_full_parse(text).imports), file
