@@ -181,3 +181,11 @@ def test_module_loaded_only_by_name_is_not_missed(repo: Repo) -> None:
                                              "    subprocess.run(['pytest', '-p', 'shop.plugin'])\n"}
     sel = change(repo, files, {"shop/plugin.py": "def hook():\n    return 2\n"})
     assert "tests/test_plugin_by_name.py" in ids(sel)
+
+
+def test_deleting_a_module_no_test_imports_is_unanalysable(repo: Repo) -> None:
+    base = repo.commit({**SHOP, "shop/legacy.py": "OLD = 1\n"})
+    repo.delete("shop/legacy.py")
+    sel = select_tests(repo.path, base, repo.commit())
+    assert sel.unanalysable == ["shop/legacy.py"]
+    assert len(sel.selected) == 4
