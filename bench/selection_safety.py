@@ -158,14 +158,14 @@ def _is_source(rel: Path) -> bool:
                 or "tests" in rel.parts or ".venv" in rel.parts)
 
 
-def projects_in(clone: Path, source_filter: str) -> list[Project]:
+def projects_in(clone: Path, source_filter: str, name: str) -> list[Project]:
     """The repository itself (zero-config) and every app of an ``examples/**/testpilot.yaml`` suite."""
     out = []
     root_sources = sorted(p.relative_to(clone).as_posix() for p in clone.rglob("*.py")
                           if p.relative_to(clone).as_posix().startswith(source_filter)
                           and _is_source(p.relative_to(clone)))
     if root_sources:
-        out.append(Project(clone.name, {"default": ""}, root_sources))
+        out.append(Project(name, {"default": ""}, root_sources))
     examples = clone / "examples"
     for suite_file in sorted(examples.glob("**/testpilot.yaml")) if examples.is_dir() else []:
         suite = load_suite(suite_file, check_paths=False)
@@ -198,7 +198,7 @@ def main() -> None:
         base = git(clone, "rev-parse", "HEAD").strip()
         cache = work / "cache"
         results = []
-        for project in projects_in(clone, args.source):
+        for project in projects_in(clone, args.source, here.name):
             project.all_tests = collect(clone, project)
             baseline, _ = run_tests(clone, project, args.timeout)
             cov = coverage_maps(clone, project, work, base, args.timeout) if args.coverage else None
