@@ -65,6 +65,7 @@ class Reason(BaseModel):
     changed_file: str = ""
     rule_id: str = ""
     chain: list[str] = Field(default_factory=list)
+    lines: list[int] = Field(default_factory=list, description="Changed lines, for coverage evidence.")
 
 
 class SelectedTest(BaseModel):
@@ -89,6 +90,9 @@ class Selection(BaseModel):
     left_out: list[SelectedTest] = Field(default_factory=list,
                                          description="Tests with evidence dropped by a budget or confidence mode.")
     mode: str = "safe"
+    notes: list[str] = Field(default_factory=list, description="What the engine could not do, and why.")
+    affected_scenarios: dict[str, str] = Field(
+        default_factory=dict, description="Scenario name -> why a change affects one of its steps.")
 
     def for_app(self, app: str) -> list[SelectedTest]:
         return [t for t in self.selected if t.app == app]
