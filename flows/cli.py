@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from testpilot.errors import ConfigError, GitError, TestpilotError
 from testpilot.settings import get_settings
-from testpilot.suite import SUITE_FILE, load_suite
+from testpilot.suite import SUITE_FILE, Suite, load_suite
 
 
 def _fail(exc: TestpilotError) -> int:
@@ -80,6 +80,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep)
 
 
+def _suite_or_none(path: str) -> Suite | None:
+    """Zero-config mode: without a suite file the repository root is one app."""
+    return load_suite(path) if Path(path).exists() else None
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from testpilot.selection import format_selection, select_tests, write_selection_json
+
+    suite = _suite_or_none(args.suite)
+    repo = Path(args.repo).resolve()
+    selection = select_tests(repo, args.base, args.head, suite, budget=args.budget, confidence=args.confidence,
+                             cache_dir=get_settings().home / "selection-cache")
+    if args.output:
+        write_selection_json(selection, args.output)
+    print(format_selection(selection, args.format, app=args.app))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from testpilot.selection import explain_test
+
+    suite = _suite_or_none(args.suite)
+    explanation = explain_test(Path(args.repo).resolve(), args.test, args.base, args.head, suite, app=args.app,
+                               cache_dir=get_settings().home / "selection-cache")
+    print(explanation.text)
+    return 0
+
+
 def cmd_graph(args: argparse.Namespace) -> int:
     from testpilot.graph import render_graph
 
@@ -139,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the example suite on a change that breaks one test")
     p.add_argument("--keep", action="store_true", help="keep the temporary repository")
     p.set_defaults(func=cmd_demo)
+    for name, func, text in (("select", cmd_select, "which tests a change affects, and why"),
+                             ("explain", cmd_explain, "why one test was selected or skipped")):
+        p = sub.add_parser(name, help=text)
+        if name == "explain":
+            p.add_argument("test", help="a test id, e.g. tests/test_cart.py::test_total")
+        p.add_argument("--base", default="HEAD~1")
+        p.add_argument("--head", default=None, help="default: the working tree")
+        p.add_argument("--suite", default=SUITE_FILE, help="without this file the repository is one app")
+        p.add_argument("--repo", default=".")
+        p.add_argument("--app", default=None)
+        if name == "select":
+            p.add_argument("--format", choices=["text", "json", "pytest-args"], default="text")
+            p.add_argument("--budget", default=None, help="time budget, e.g. 10m")
+            p.add_argument("--confidence", type=float, default=None, help="e.g. 90")
+            p.add_argument("--output", default=None, help="also write selection.json here")
+        p.set_defaults(func=func)
     p = sub.add_parser("graph", help="show the backlink graph, or what a change to a node affects")
     p.add_argument("--suite", default=SUITE_FILE)
     p.add_argument("--impact", metavar="NODE", help="e.g. payment-service, env:integration, data:users")

@@ -54,13 +54,14 @@ def _shard(future: PrefectFuture[Any]) -> ShardResult | None:
       on_crashed=[cleanup_hook], on_cancellation=[cleanup_hook])
 def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "HEAD", full: bool = False,
              results_dir: str | None = None, max_parallel: int = 4, fail_fast: bool = False,
-             scenarios: bool = True) -> dict[str, Any] | State:
+             scenarios: bool = True, budget: str | None = None, confidence: float | None = None
+             ) -> dict[str, Any] | State:
     """Run the tests a change affects (or all with ``full``) in locked, freshly reset environments."""
     started = time.monotonic()
     run_id = str(flow_run.id or "local")
     config = suite_at(suite)
     progress = start_progress(f"Testpilot {config.name}: selecting")
-    selection = select_tests(suite, base, head, full)
+    selection = select_tests(suite, base, head, full, budget, confidence)
     durations = known_durations(read_history(config.name))
     nodes = plan_nodes(suite, selection, {app: {t: d for (a, t), d in durations.items() if a == app}
                                           for app in config.apps})

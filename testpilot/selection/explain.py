@@ -21,7 +21,7 @@ def explain_test(repo: Path, test: str, base: str | None, head: str | None = Non
     """
     ws, selection = run_selection(repo, base, head, suite, **options)
     status, entry = find_test(selection, test, app)
-    exp = Explanation(test=test, app=entry.app if entry else (app or ""), status=status,  # type: ignore[arg-type]
+    exp = Explanation(test=test, app=entry.app if entry else (app or ""), status=status,
                       reasons=list(entry.reasons) if entry else [])
     if entry is not None:
         spec = next(a for a in ws.apps if a.name == entry.app)
