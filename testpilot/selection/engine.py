@@ -181,13 +181,15 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
 
     covered = _graph_evidence(ev, ws, coverage, test_set, notes)
     for path in _unreached(ws, covered):
-        # No test imports it, so it may be loaded by name (plugins, settings strings) or run as a
-        # script: the same as a file we cannot analyse. A mapping rule or unanalysable rule narrows it.
+        # No test imports it, so it is loaded by name (plugins, settings strings), run as a script,
+        # or found by a framework scanning folders. Files naming it say who uses it; with none, it is
+        # a file we cannot analyse. A mapping rule or an unanalysable rule narrows it.
         app = owner(ws.apps, path)
         rel = app.rel(path) if app else None
         if app and rel is not None and mapping_hits(app.config, app.name, rel, ws.tests[app.name]):
             continue
-        if _unanalysable(ev, ws, app, rel, path, whole_suite, notes, why="no test imports it"):
+        if not _by_reference(ev, ws, path, whole_suite, notes, unanalysable) and _unanalysable(
+                ev, ws, app, rel, path, whole_suite, notes, why="no test imports it and no file names it"):
             unanalysable.append(path)
     for app_name, test, path in name_hits:
         if app_name not in covered.get(path, {}) or test in covered[path][app_name]:  # coverage knows better
@@ -205,6 +207,38 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
                                               text=f"always_run: {pattern}"))
     scenarios = cross_app_evidence(ev, ws.apps, ws.tests, changed_apps, dependents, suite)
     return ev, unanalysable, scenarios
+
+
+_DOCS = (".md", ".rst", ".txt", ".html", ".adoc")
+
+
+def _by_reference(ev: Evidence, ws: Workspace, path: str, whole_suite: Callable[[AppSpec, Reason], None],
+                  notes: list[str], unanalysable: list[str]) -> bool:
+    """Select through the files that name ``path`` (dotted module name or file path); False if none."""
+    needles = [n for n in ws.graph.names.get(path, []) if "." in n] + [path]
+    app = owner(ws.apps, path)
+    if app and app.rel(path) and app.dir:
+        needles.append(app.rel(path) or "")
+    refs = [f for f in git.grep_files(ws.root, ws.head, needles) if f != path and not f.endswith(_DOCS)]
+    label = ws.sources[path]
+    found = False
+    for ref in refs:
+        if ref in ws.test_of:
+            test_app, test_rel = ws.test_of[ref]
+            ev.add(test_app, test_rel, Reason(strategy="string_reference", changed_file=path, chain=[ref, label],
+                                            text=f"{ref} names {label}"))
+            found = True
+        elif ref.endswith(".py"):
+            added = _add_chains(ev, ws, ws.graph.reaching({ref: f"{ref} (names {label})"}), keep=None,
+                                strategy="string_reference")
+            found = found or added > 0
+        else:
+            ref_app = owner(ws.apps, ref)
+            ref_rel = ref_app.rel(ref) if ref_app else None
+            if _unanalysable(ev, ws, ref_app, ref_rel, path, whole_suite, notes, why=f"named in {ref}"):
+                unanalysable.append(path)
+                found = True
+    return found
 
 
 def _unreached(ws: Workspace, covered: Covered) -> list[str]:
@@ -273,7 +307,9 @@ def _graph_evidence(ev: Evidence, ws: Workspace, coverage: list[CoverageMap], te
 
 
 def _add_chains(ev: Evidence, ws: Workspace, reach: dict[str, tuple[int, list[str]]],
-                keep: Callable[[str, str], bool] | None, strategy: str = "import_graph", prefix: str = "") -> None:
+                keep: Callable[[str, str], bool] | None, strategy: str = "import_graph", prefix: str = "") -> int:
+    """Add a reason per test file in ``reach``; returns how many tests got one."""
+    added = 0
     test_of = ws.test_of
     for path, (dist, chain) in reach.items():
         if dist == 0 or path not in test_of:
@@ -284,6 +320,8 @@ def _add_chains(ev: Evidence, ws: Workspace, reach: dict[str, tuple[int, list[st
         changed = chain[-1].split(" (", 1)[0]
         ev.add(app, rel, Reason(strategy=strategy, changed_file=changed, chain=chain,
                                 text=prefix + " -> ".join(chain)))
+        added += 1
+    return added
 
 
 def _dynamic_evidence(ev: Evidence, ws: Workspace) -> None:

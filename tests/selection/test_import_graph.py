@@ -172,7 +172,8 @@ def test_module_no_test_imports_is_unanalysable(repo: Repo) -> None:
     sel = change(repo, files, {"scripts/migrate.py": "import sys\nprint(sys.argv[1:])\n"})
     assert sel.unanalysable == ["scripts/migrate.py"]
     assert len(sel.selected) == 4
-    assert reasons(sel, "tests/test_other.py") == ["unanalysable change: scripts/migrate.py (no test imports it)"]
+    assert reasons(sel, "tests/test_other.py") == [
+        "unanalysable change: scripts/migrate.py (no test imports it and no file names it)"]
 
 
 def test_module_loaded_only_by_name_is_not_missed(repo: Repo) -> None:
@@ -189,3 +190,29 @@ def test_deleting_a_module_no_test_imports_is_unanalysable(repo: Repo) -> None:
     sel = select_tests(repo.path, base, repo.commit())
     assert sel.unanalysable == ["shop/legacy.py"]
     assert len(sel.selected) == 4
+
+
+def test_module_named_in_a_test_selects_that_test(repo: Repo) -> None:
+    files = {**SHOP, "shop/plugin.py": "def hook():\n    return 1\n",
+             "tests/test_by_name.py": "import subprocess\n\ndef test_p():\n"
+                                      "    subprocess.run(['pytest', '-p', 'shop.plugin'])\n"}
+    sel = change(repo, files, {"shop/plugin.py": "def hook():\n    return 2\n"})
+    assert ids(sel) == {"tests/test_by_name.py"}
+    assert reasons(sel, "tests/test_by_name.py") == ["tests/test_by_name.py names shop/plugin.py (changed)"]
+
+
+def test_module_named_in_code_selects_the_tests_reaching_that_code(repo: Repo) -> None:
+    files = {**SHOP, "shop/plugin.py": "X = 1\n",
+             "shop/settings.py": "PLUGINS = ['shop.plugin']\n",
+             "tests/test_settings.py": "from shop import settings\n\ndef test_s():\n    pass\n"}
+    sel = change(repo, files, {"shop/plugin.py": "X = 2\n"})
+    assert ids(sel) == {"tests/test_settings.py"}
+    assert reasons(sel, "tests/test_settings.py") == [
+        "tests/test_settings.py -> shop/settings.py (names shop/plugin.py (changed))"]
+
+
+def test_module_named_in_a_config_file_selects_that_apps_suite(repo: Repo) -> None:
+    files = {**SHOP, "shop/plugin.py": "X = 1\n", "setup.cfg": "[options.entry_points]\nx = shop.plugin:X\n"}
+    sel = change(repo, files, {"shop/plugin.py": "X = 2\n"})
+    assert len(sel.selected) == 4
+    assert reasons(sel, "tests/test_other.py") == ["unanalysable change: shop/plugin.py (named in setup.cfg)"]
