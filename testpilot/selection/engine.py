@@ -20,7 +20,7 @@ from testpilot.selection.cache import ImportCache
 from testpilot.selection.coverage_map import CoverageMap
 from testpilot.selection.discovery import AppSpec, app_specs
 from testpilot.selection.graph import ImportGraph, build_graph
-from testpilot.selection.history import History, HistoryIndex, priority
+from testpilot.selection.history import History, HistoryIndex, priority, reason_proximity
 from testpilot.selection.imports import ParsedImports
 from testpilot.selection.modes import apply_budget, apply_confidence, estimated_duration, parse_budget
 from testpilot.selection.rules import is_excluded, mapping_hits, match_tests, unanalysable_rule
@@ -375,6 +375,7 @@ def run_selection(repo: Path, base: str | None, head: str | None = None, suite: 
             skipped.append(SelectedTest(app=app, test_id=test, reasons=[
                 Reason(strategy="never_run", rule_id=excluded, text=f"never_run: {excluded}"), *reasons]))
             continue
+        reasons = sorted(reasons, key=reason_proximity, reverse=True)  # the closest evidence first
         selected.append(SelectedTest.model_construct(app=app, test_id=test, reasons=reasons,
                                                      priority=priority(reasons, index.stats(app, test))))
     selected.sort(key=lambda t: (-t.priority, estimated_duration(t, index, default_duration), t.app, t.test_id))

@@ -216,3 +216,13 @@ def test_module_named_in_a_config_file_selects_that_apps_suite(repo: Repo) -> No
     sel = change(repo, files, {"shop/plugin.py": "X = 2\n"})
     assert len(sel.selected) == 4
     assert reasons(sel, "tests/test_other.py") == ["unanalysable change: shop/plugin.py (named in setup.cfg)"]
+
+
+def test_reasons_come_closest_evidence_first(repo: Repo) -> None:
+    files = {**SHOP, "tests/test_pricing.py": "from shop.checkout import pay\n\ndef test_p():\n    pass\n",
+             "config.yaml": "a: 1\n"}
+    sel = change(repo, files, {"shop/pricing.py": "RATE = 5\n\ndef price(x):\n    return x * RATE\n",
+                               "config.yaml": "a: 2\n"})
+    assert [r.strategy for t in sel.selected if t.test_id == "tests/test_pricing.py" for r in t.reasons] == [
+        "name_match", "import_graph", "unanalysable"]
+    assert sel.selected[0].test_id == "tests/test_pricing.py"
