@@ -401,4 +401,5 @@ def run_selection(repo: Path, base: str | None, head: str | None = None, suite: 
     return ws, Selection(base=base or WORKTREE_LABEL, head=head or WORKTREE_LABEL, changed_files=changed,
                          selected=selected, skipped=skipped, unanalysable=sorted(set(unanalysable)),
                          left_out=left_out, mode=" + ".join(modes) or "safe", notes=notes,
+                         base_commit=ws.base or "", head_commit=ws.head or "",
                          affected_scenarios=scenarios)

@@ -157,7 +157,8 @@ def test_working_tree_head(repo: Repo) -> None:
     repo.write({"shop/util.py": "def noop():\n    return 3\n"})
     sel = select_tests(repo.path, base, None)
     assert ids(sel) == {"tests/test_util.py"}
-    assert sel.head == "WORKTREE"
+    assert sel.head == "WORKTREE" and sel.head_commit == ""
+    assert sel.base_commit == base
 
 
 def test_no_change_selects_nothing(repo: Repo) -> None:
