@@ -19,7 +19,7 @@ from testpilot.selection import git
 from testpilot.selection.cache import ImportCache
 from testpilot.selection.coverage_map import CoverageMap
 from testpilot.selection.discovery import AppSpec, app_specs
-from testpilot.selection.graph import ImportGraph, build_graph
+from testpilot.selection.graph import ImportGraph, build_graph, fingerprint
 from testpilot.selection.history import History, HistoryIndex, priority, reason_proximity
 from testpilot.selection.imports import ParsedImports
 from testpilot.selection.modes import apply_budget, apply_confidence, estimated_duration, parse_budget
@@ -108,15 +108,22 @@ def build_workspace(repo: Path, base: str | None, head: str | None, suite: Suite
         if gone.endswith(".py") and gone not in parsed:
             ghosts.add(gone)
             parsed[gone] = ParsedImports((), False, "")
+    key = fingerprint(parsed, apps)
+    test_of: dict[str, tuple[str, str]]
+    if previous and previous.get("fingerprint") == key and "test_of" in previous:
+        test_of = previous["test_of"]  # which files are tests depends only on paths and settings
+    else:
+        test_of = {}
+        for path in sorted(py):
+            app = owner(apps, path)
+            rel = app.rel(path) if app else None
+            if app and rel is not None and app.is_test_file(rel):
+                test_of[path] = (app.name, rel)
     tests: dict[str, list[str]] = {app.name: [] for app in apps}
-    test_of: dict[str, tuple[str, str]] = {}
-    for path in sorted(py):
-        app = owner(apps, path) if len(apps) > 1 else (apps[0] if apps[0].rel(path) is not None else None)
-        rel = app.rel(path) if app else None
-        if app and rel is not None and app.is_test_file(rel):
-            tests[app.name].append(rel)
-            test_of[path] = (app.name, rel)
-    graph = build_graph(parsed, apps, set(test_of), shas=py, previous=previous)
+    for app_name, rel in test_of.values():
+        tests[app_name].append(rel)
+    graph = build_graph(parsed, apps, set(test_of), shas=py, previous=previous, key=key)
+    graph.resolved["test_of"] = test_of
     cache.save_graph(graph.resolved, changed=graph.resolved_count > 0)
     return Workspace(root, apps, base_sha, head_sha, changes, graph, tests, ghosts,
                      parsed_count=cache.parsed_count, suite_mode=suite is not None, test_of=test_of)
