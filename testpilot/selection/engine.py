@@ -8,22 +8,24 @@ coverage map, ``always_run``, and apps that depend on a changed app. ``never_run
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testpilot.errors import ConfigError
-from testpilot.results import Reason, SelectedTest, Selection
+from testpilot.results import Reason, Selection
 from testpilot.selection import git
 from testpilot.selection.cache import ImportCache
 from testpilot.selection.coverage_map import CoverageMap
 from testpilot.selection.discovery import AppSpec, app_specs
 from testpilot.selection.graph import ImportGraph, build_graph, fingerprint
-from testpilot.selection.history import History, HistoryIndex, priority, reason_proximity
+from testpilot.selection.history import History
 from testpilot.selection.imports import ParsedImports
-from testpilot.selection.modes import apply_budget, apply_confidence, estimated_duration, parse_budget
-from testpilot.selection.rules import is_excluded, mapping_hits, match_tests, unanalysable_rule
+from testpilot.selection.modes import parse_budget
+from testpilot.selection.ranking import rank
+from testpilot.selection.rules import mapping_hits, match_tests, unanalysable_rule
 from testpilot.selection.strategies import Covered, coverage_evidence, cross_app_evidence
 
 if TYPE_CHECKING:
@@ -359,54 +361,33 @@ def run_selection(repo: Path, base: str | None, head: str | None = None, suite: 
                   default_duration: float = 1.0) -> tuple[Workspace, Selection]:
     """``select_tests``, also returning the workspace (graph, tests) used for explanations."""
     seconds = parse_budget(budget) if budget is not None else None
+    # The run allocates hundreds of thousands of small acyclic objects; in a long-lived process
+    # (a Prefect worker) the cyclic collector would rescan the whole heap several times meanwhile.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(repo, base, head, suite, history=history, coverage=coverage, budget=budget, seconds=seconds,
+                    confidence=confidence, cache_dir=cache_dir, dependents=dependents,
+                    default_duration=default_duration)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(repo: Path, base: str | None, head: str | None, suite: Suite | None, *, history: History | None,
+         coverage: CoverageMap | list[CoverageMap] | None, budget: str | float | None, seconds: float | None,
+         confidence: float | None, cache_dir: Path | None, dependents: Dependents | None,
+         default_duration: float) -> tuple[Workspace, Selection]:
     ws = build_workspace(repo, base, head, suite, cache_dir)
     notes: list[str] = []
     maps = [coverage] if isinstance(coverage, CoverageMap) else list(coverage or [])
     ev, unanalysable, scenarios = collect_evidence(ws, coverage=maps, dependents=dependents, suite=suite,
                                                    notes=notes)
-    index = HistoryIndex(history)
-    selected: list[SelectedTest] = []
-    skipped: list[SelectedTest] = []
-    config = {app.name: app.config for app in ws.apps}
-    whole_files = {(app, t) for (app, t) in ev.reasons if "::" not in t}
-    node_reasons: dict[tuple[str, str], list[Reason]] = {}
-    for (app, test), reasons in ev.reasons.items():
-        if "::" in test and (app, test.split("::")[0]) in whole_files:
-            node_reasons.setdefault((app, test.split("::")[0]), []).extend(reasons)
-    for (app, test), reasons in ev.reasons.items():
-        if "::" in test and (app, test.split("::")[0]) in whole_files:
-            continue  # the whole file runs anyway; its node-level evidence is folded into it
-        reasons = reasons + node_reasons.get((app, test), [])
-        excluded = is_excluded(test, config[app].never_run)
-        if excluded:
-            skipped.append(SelectedTest(app=app, test_id=test, reasons=[
-                Reason(strategy="never_run", rule_id=excluded, text=f"never_run: {excluded}"), *reasons]))
-            continue
-        reasons = sorted(reasons, key=reason_proximity, reverse=True)  # the closest evidence first
-        selected.append(SelectedTest.model_construct(app=app, test_id=test, reasons=reasons,
-                                                     priority=priority(reasons, index.stats(app, test))))
-    selected.sort(key=lambda t: (-t.priority, estimated_duration(t, index, default_duration), t.app, t.test_id))
-    left_out: list[SelectedTest] = []
-    modes = []
-    if confidence is not None:
-        selected, left, note = apply_confidence(selected, confidence, index)
-        left_out += left
-        notes.append(note)
-        modes.append(f"confidence {confidence:g}%")
-    if seconds is not None:
-        selected, left = apply_budget(selected, seconds, index, default_duration, str(budget))
-        left_out += left
-        modes.append(f"budget {budget}")
-    chosen_files = {(t.app, t.test_id.split("::")[0]) for t in selected + left_out + skipped}
-    nothing = Reason(strategy="no_evidence", text="no changed file reaches it")
-    for spec in ws.apps:
-        for test in ws.tests[spec.name]:
-            if (spec.name, test) not in chosen_files:
-                skipped.append(SelectedTest.model_construct(app=spec.name, test_id=test, reasons=[nothing],
-                                                            priority=0.0))
+    selection = rank(ev, ws.tests, {app.name: app.config.never_run for app in ws.apps}, history=history,
+                     budget=budget, seconds=seconds, confidence=confidence, default_duration=default_duration,
+                     notes=notes)
     changed = sorted({c.path for c in ws.changes} | {c.old_path for c in ws.changes if c.old_path})
-    return ws, Selection(base=base or WORKTREE_LABEL, head=head or WORKTREE_LABEL, changed_files=changed,
-                         selected=selected, skipped=skipped, unanalysable=sorted(set(unanalysable)),
-                         left_out=left_out, mode=" + ".join(modes) or "safe", notes=notes,
-                         base_commit=ws.base or "", head_commit=ws.head or "",
-                         affected_scenarios=scenarios)
+    return ws, selection.model_copy(update={
+        "base": base or WORKTREE_LABEL, "head": head or WORKTREE_LABEL, "changed_files": changed,
+        "unanalysable": sorted(set(unanalysable)), "base_commit": ws.base or "", "head_commit": ws.head or "",
+        "affected_scenarios": scenarios})
