@@ -106,7 +106,7 @@ def _env(clone: Path, **extra: str) -> dict[str, str]:
 
 
 def run_tests(clone: Path, project: Project, timeout: float) -> tuple[set[str], bool]:
-    """('<app>::<node id>' of failing tests, timed out) for every app's whole suite."""
+    """('<app>::<node id>' of failing tests, timed out or crashed) for every app's whole suite."""
     failing = set()
     for app, folder in project.apps.items():
         cmd = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "--timeout", "60"]
@@ -114,6 +114,8 @@ def run_tests(clone: Path, project: Project, timeout: float) -> tuple[set[str], 
             proc = subprocess.run(cmd, cwd=clone / folder, env=_env(clone), capture_output=True,  # noqa: S603
                                   text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
+            return failing, True
+        if proc.returncode not in (0, 1, 5):  # killed (e.g. out of memory) or pytest itself failed
             return failing, True
         for line in proc.stdout.splitlines():
             for prefix in ("FAILED ", "ERROR "):
@@ -250,7 +252,7 @@ def main() -> None:
             killed = [r for r in counted if r[2]]
             safe = [r for r in counted if not r[3]]
             print(f"{mode}: {len(rows)} mutants, {len(killed)} made tests fail, "
-                  f"{len(rows) - len(counted)} timed out")
+                  f"{len(rows) - len(counted)} timed out or crashed the test run (not counted)")
             if counted:
                 print(f"  safety: {100 * len(safe) / len(counted):.1f}% of mutants "
                       f"({len([r for r in killed if not r[3]])}/{len(killed)} of those that made tests fail)")

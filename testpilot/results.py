@@ -90,6 +90,8 @@ class Selection(BaseModel):
     left_out: list[SelectedTest] = Field(default_factory=list,
                                          description="Tests with evidence dropped by a budget or confidence mode.")
     mode: str = "safe"
+    base_commit: str = Field(default="", description="Commit sha base resolved to ('' for the working tree).")
+    head_commit: str = Field(default="", description="Commit sha head resolved to ('' for the working tree).")
     notes: list[str] = Field(default_factory=list, description="What the engine could not do, and why.")
     affected_scenarios: dict[str, str] = Field(
         default_factory=dict, description="Scenario name -> why a change affects one of its steps.")

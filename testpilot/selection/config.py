@@ -14,7 +14,7 @@ class MappingRule(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field("", description="Stable id used in explanations; defaults to the rule's position.")
+    id: str = Field(default="", description="Stable id used in explanations; defaults to the rule's position.")
     source_pattern: str = Field(description="Regex, matched against the path relative to the app.")
     test_pattern: str | list[str] = Field(description="Test path(s) or glob(s), with {N} for capture groups.")
 
@@ -31,8 +31,8 @@ class UnanalysableRule(BaseModel):
 class SelectionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     strategy: Literal["change-based", "all"] = Field(
-        "change-based", description="'all' always runs the app's whole suite.")
-    test_paths: list[str] | None = Field(None, description="Overrides the app's test_paths for selection.")
+        default="change-based", description="'all' always runs the app's whole suite.")
+    test_paths: list[str] | None = Field(default=None, description="Overrides the app's test_paths for selection.")
     mapping_rules: list[MappingRule] = Field(default_factory=list)
     always_run: list[str] = Field(default_factory=list, description="Test globs selected on every change.")
     never_run: list[str] = Field(default_factory=list, description="Test globs never selected.")

@@ -8,22 +8,24 @@ coverage map, ``always_run``, and apps that depend on a changed app. ``never_run
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testpilot.errors import ConfigError
-from testpilot.results import Reason, SelectedTest, Selection
+from testpilot.results import Reason, Selection
 from testpilot.selection import git
 from testpilot.selection.cache import ImportCache
 from testpilot.selection.coverage_map import CoverageMap
 from testpilot.selection.discovery import AppSpec, app_specs
-from testpilot.selection.graph import ImportGraph, build_graph
-from testpilot.selection.history import History, HistoryIndex, priority
+from testpilot.selection.graph import ImportGraph, build_graph, fingerprint
+from testpilot.selection.history import History
 from testpilot.selection.imports import ParsedImports
-from testpilot.selection.modes import apply_budget, apply_confidence, estimated_duration, parse_budget
-from testpilot.selection.rules import is_excluded, mapping_hits, match_tests, unanalysable_rule
+from testpilot.selection.modes import parse_budget
+from testpilot.selection.ranking import rank
+from testpilot.selection.rules import mapping_hits, match_tests, unanalysable_rule
 from testpilot.selection.strategies import Covered, coverage_evidence, cross_app_evidence
 
 if TYPE_CHECKING:
@@ -108,15 +110,22 @@ def build_workspace(repo: Path, base: str | None, head: str | None, suite: Suite
         if gone.endswith(".py") and gone not in parsed:
             ghosts.add(gone)
             parsed[gone] = ParsedImports((), False, "")
+    key = fingerprint(parsed, apps)
+    test_of: dict[str, tuple[str, str]]
+    if previous and previous.get("fingerprint") == key and "test_of" in previous:
+        test_of = previous["test_of"]  # which files are tests depends only on paths and settings
+    else:
+        test_of = {}
+        for path in sorted(py):
+            app = owner(apps, path)
+            rel = app.rel(path) if app else None
+            if app and rel is not None and app.is_test_file(rel):
+                test_of[path] = (app.name, rel)
     tests: dict[str, list[str]] = {app.name: [] for app in apps}
-    test_of: dict[str, tuple[str, str]] = {}
-    for path in sorted(py):
-        app = owner(apps, path) if len(apps) > 1 else (apps[0] if apps[0].rel(path) is not None else None)
-        rel = app.rel(path) if app else None
-        if app and rel is not None and app.is_test_file(rel):
-            tests[app.name].append(rel)
-            test_of[path] = (app.name, rel)
-    graph = build_graph(parsed, apps, set(test_of), shas=py, previous=previous)
+    for app_name, rel in test_of.values():
+        tests[app_name].append(rel)
+    graph = build_graph(parsed, apps, set(test_of), shas=py, previous=previous, key=key)
+    graph.resolved["test_of"] = test_of
     cache.save_graph(graph.resolved, changed=graph.resolved_count > 0)
     return Workspace(root, apps, base_sha, head_sha, changes, graph, tests, ghosts,
                      parsed_count=cache.parsed_count, suite_mode=suite is not None, test_of=test_of)
@@ -181,13 +190,15 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
 
     covered = _graph_evidence(ev, ws, coverage, test_set, notes)
     for path in _unreached(ws, covered):
-        # No test imports it, so it may be loaded by name (plugins, settings strings) or run as a
-        # script: the same as a file we cannot analyse. A mapping rule or unanalysable rule narrows it.
+        # No test imports it, so it is loaded by name (plugins, settings strings), run as a script,
+        # or found by a framework scanning folders. Files naming it say who uses it; with none, it is
+        # a file we cannot analyse. A mapping rule or an unanalysable rule narrows it.
         app = owner(ws.apps, path)
         rel = app.rel(path) if app else None
         if app and rel is not None and mapping_hits(app.config, app.name, rel, ws.tests[app.name]):
             continue
-        if _unanalysable(ev, ws, app, rel, path, whole_suite, notes, why="no test imports it"):
+        if not _by_reference(ev, ws, path, whole_suite, notes, unanalysable) and _unanalysable(
+                ev, ws, app, rel, path, whole_suite, notes, why="no test imports it and no file names it"):
             unanalysable.append(path)
     for app_name, test, path in name_hits:
         if app_name not in covered.get(path, {}) or test in covered[path][app_name]:  # coverage knows better
@@ -205,6 +216,38 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
                                               text=f"always_run: {pattern}"))
     scenarios = cross_app_evidence(ev, ws.apps, ws.tests, changed_apps, dependents, suite)
     return ev, unanalysable, scenarios
+
+
+_DOCS = (".md", ".rst", ".txt", ".html", ".adoc")
+
+
+def _by_reference(ev: Evidence, ws: Workspace, path: str, whole_suite: Callable[[AppSpec, Reason], None],
+                  notes: list[str], unanalysable: list[str]) -> bool:
+    """Select through the files that name ``path`` (dotted module name or file path); False if none."""
+    needles = [n for n in ws.graph.names.get(path, []) if "." in n] + [path]
+    app = owner(ws.apps, path)
+    if app and app.rel(path) and app.dir:
+        needles.append(app.rel(path) or "")
+    refs = [f for f in git.grep_files(ws.root, ws.head, needles) if f != path and not f.endswith(_DOCS)]
+    label = ws.sources[path]
+    found = False
+    for ref in refs:
+        if ref in ws.test_of:
+            test_app, test_rel = ws.test_of[ref]
+            ev.add(test_app, test_rel, Reason(strategy="string_reference", changed_file=path, chain=[ref, label],
+                                            text=f"{ref} names {label}"))
+            found = True
+        elif ref.endswith(".py"):
+            added = _add_chains(ev, ws, ws.graph.reaching({ref: f"{ref} (names {label})"}), keep=None,
+                                strategy="string_reference")
+            found = found or added > 0
+        else:
+            ref_app = owner(ws.apps, ref)
+            ref_rel = ref_app.rel(ref) if ref_app else None
+            if _unanalysable(ev, ws, ref_app, ref_rel, path, whole_suite, notes, why=f"named in {ref}"):
+                unanalysable.append(path)
+                found = True
+    return found
 
 
 def _unreached(ws: Workspace, covered: Covered) -> list[str]:
@@ -273,7 +316,9 @@ def _graph_evidence(ev: Evidence, ws: Workspace, coverage: list[CoverageMap], te
 
 
 def _add_chains(ev: Evidence, ws: Workspace, reach: dict[str, tuple[int, list[str]]],
-                keep: Callable[[str, str], bool] | None, strategy: str = "import_graph", prefix: str = "") -> None:
+                keep: Callable[[str, str], bool] | None, strategy: str = "import_graph", prefix: str = "") -> int:
+    """Add a reason per test file in ``reach``; returns how many tests got one."""
+    added = 0
     test_of = ws.test_of
     for path, (dist, chain) in reach.items():
         if dist == 0 or path not in test_of:
@@ -284,6 +329,8 @@ def _add_chains(ev: Evidence, ws: Workspace, reach: dict[str, tuple[int, list[st
         changed = chain[-1].split(" (", 1)[0]
         ev.add(app, rel, Reason(strategy=strategy, changed_file=changed, chain=chain,
                                 text=prefix + " -> ".join(chain)))
+        added += 1
+    return added
 
 
 def _dynamic_evidence(ev: Evidence, ws: Workspace) -> None:
@@ -314,52 +361,33 @@ def run_selection(repo: Path, base: str | None, head: str | None = None, suite: 
                   default_duration: float = 1.0) -> tuple[Workspace, Selection]:
     """``select_tests``, also returning the workspace (graph, tests) used for explanations."""
     seconds = parse_budget(budget) if budget is not None else None
+    # The run allocates hundreds of thousands of small acyclic objects; in a long-lived process
+    # (a Prefect worker) the cyclic collector would rescan the whole heap several times meanwhile.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(repo, base, head, suite, history=history, coverage=coverage, budget=budget, seconds=seconds,
+                    confidence=confidence, cache_dir=cache_dir, dependents=dependents,
+                    default_duration=default_duration)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(repo: Path, base: str | None, head: str | None, suite: Suite | None, *, history: History | None,
+         coverage: CoverageMap | list[CoverageMap] | None, budget: str | float | None, seconds: float | None,
+         confidence: float | None, cache_dir: Path | None, dependents: Dependents | None,
+         default_duration: float) -> tuple[Workspace, Selection]:
     ws = build_workspace(repo, base, head, suite, cache_dir)
     notes: list[str] = []
     maps = [coverage] if isinstance(coverage, CoverageMap) else list(coverage or [])
     ev, unanalysable, scenarios = collect_evidence(ws, coverage=maps, dependents=dependents, suite=suite,
                                                    notes=notes)
-    index = HistoryIndex(history)
-    selected: list[SelectedTest] = []
-    skipped: list[SelectedTest] = []
-    config = {app.name: app.config for app in ws.apps}
-    whole_files = {(app, t) for (app, t) in ev.reasons if "::" not in t}
-    node_reasons: dict[tuple[str, str], list[Reason]] = {}
-    for (app, test), reasons in ev.reasons.items():
-        if "::" in test and (app, test.split("::")[0]) in whole_files:
-            node_reasons.setdefault((app, test.split("::")[0]), []).extend(reasons)
-    for (app, test), reasons in ev.reasons.items():
-        if "::" in test and (app, test.split("::")[0]) in whole_files:
-            continue  # the whole file runs anyway; its node-level evidence is folded into it
-        reasons = reasons + node_reasons.get((app, test), [])
-        excluded = is_excluded(test, config[app].never_run)
-        if excluded:
-            skipped.append(SelectedTest(app=app, test_id=test, reasons=[
-                Reason(strategy="never_run", rule_id=excluded, text=f"never_run: {excluded}"), *reasons]))
-            continue
-        selected.append(SelectedTest.model_construct(app=app, test_id=test, reasons=reasons,
-                                                     priority=priority(reasons, index.stats(app, test))))
-    selected.sort(key=lambda t: (-t.priority, estimated_duration(t, index, default_duration), t.app, t.test_id))
-    left_out: list[SelectedTest] = []
-    modes = []
-    if confidence is not None:
-        selected, left, note = apply_confidence(selected, confidence, index)
-        left_out += left
-        notes.append(note)
-        modes.append(f"confidence {confidence:g}%")
-    if seconds is not None:
-        selected, left = apply_budget(selected, seconds, index, default_duration, str(budget))
-        left_out += left
-        modes.append(f"budget {budget}")
-    chosen_files = {(t.app, t.test_id.split("::")[0]) for t in selected + left_out + skipped}
-    nothing = Reason(strategy="no_evidence", text="no changed file reaches it")
-    for spec in ws.apps:
-        for test in ws.tests[spec.name]:
-            if (spec.name, test) not in chosen_files:
-                skipped.append(SelectedTest.model_construct(app=spec.name, test_id=test, reasons=[nothing],
-                                                            priority=0.0))
+    selection = rank(ev, ws.tests, {app.name: app.config.never_run for app in ws.apps}, history=history,
+                     budget=budget, seconds=seconds, confidence=confidence, default_duration=default_duration,
+                     notes=notes)
     changed = sorted({c.path for c in ws.changes} | {c.old_path for c in ws.changes if c.old_path})
-    return ws, Selection(base=base or WORKTREE_LABEL, head=head or WORKTREE_LABEL, changed_files=changed,
-                         selected=selected, skipped=skipped, unanalysable=sorted(set(unanalysable)),
-                         left_out=left_out, mode=" + ".join(modes) or "safe", notes=notes,
-                         affected_scenarios=scenarios)
+    return ws, selection.model_copy(update={
+        "base": base or WORKTREE_LABEL, "head": head or WORKTREE_LABEL, "changed_files": changed,
+        "unanalysable": sorted(set(unanalysable)), "base_commit": ws.base or "", "head_commit": ws.head or "",
+        "affected_scenarios": scenarios})

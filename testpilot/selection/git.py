@@ -202,3 +202,22 @@ def changed_lines(repo: Path, base: str, head: str | None, paths: list[str]) -> 
             first, count = int(match.group(1)), int(match.group(2) or 1)
             current.update(range(first, first + count) if count else (first, first + 1))
     return out
+
+
+def grep_files(repo: Path, rev: str | None, needles: list[str]) -> list[str]:
+    """Paths of files at ``rev`` (None: the working tree) containing any of ``needles`` literally."""
+    if not needles:
+        return []
+    args = ["grep", "-l", "-z", "-F", "-I"]
+    for needle in needles:
+        args += ["-e", needle]
+    args += [rev, "--"] if rev else ["--untracked", "--"]
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=False)  # noqa: S603
+    if proc.returncode not in (0, 1):  # 1 = no match
+        raise GitError(f"git grep failed: {proc.stderr.decode(errors='replace').strip()}", file=str(repo))
+    out = []
+    for item in proc.stdout.split(b"\0"):
+        if item:
+            path = item.decode("utf-8", "surrogateescape")
+            out.append(path.split(":", 1)[1] if rev and path.startswith(rev + ":") else path)
+    return out

@@ -100,13 +100,13 @@ def _file_roots(app: AppSpec, test_like: Iterable[str], inits: set[str]) -> set[
     return roots
 
 
-def _fingerprint(paths: Iterable[str], apps: list[AppSpec], test_files: set[str]) -> str:
+def fingerprint(paths: Iterable[str], apps: list[AppSpec]) -> str:
+    """Identifies the set of files and the apps' settings: everything edges depend on besides content."""
     digest = hashlib.sha1(usedforsecurity=False)
     for app in apps:
         digest.update(repr((app.name, app.dir, app.test_paths, app.pytest.python_files, app.pytest.pythonpath,
                             app.pytest.norecursedirs)).encode())
     digest.update("\0".join(sorted(paths)).encode())
-    digest.update("\0".join(sorted(test_files)).encode())
     return digest.hexdigest()
 
 
@@ -211,15 +211,16 @@ def _resolve(path: str, info: ParsedImports, index: _Index, files: dict[str, Par
 
 
 def build_graph(parsed: dict[str, ParsedImports], apps: list[AppSpec], test_files: set[str], *,
-                shas: dict[str, str] | None = None, previous: dict | None = None) -> ImportGraph:
+                shas: dict[str, str] | None = None, previous: dict | None = None,
+                key: str | None = None) -> ImportGraph:
     """Link every file in ``parsed`` (repo-relative .py paths) to the files it imports.
 
     ``previous`` is the ``resolved`` dict of an earlier graph: when the set of files and apps is the
     same, files whose blob sha did not change keep their edges and only the others are resolved.
     """
     shas = shas or {}
-    fingerprint = _fingerprint(parsed, apps, test_files)
-    prev = previous if previous and previous.get("fingerprint") == fingerprint else None
+    key = key or fingerprint(parsed, apps)
+    prev = previous if previous and previous.get("fingerprint") == key else None
     index = _Index.load(prev["index"]) if prev else _Index(list(parsed), apps, test_files)
     old_shas: dict[str, str] = prev["shas"] if prev else {}
     old_deps: dict[str, list[str]] = prev["deps"] if prev else {}
@@ -261,7 +262,7 @@ def build_graph(parsed: dict[str, ParsedImports], apps: list[AppSpec], test_file
         for target in targets:
             rdeps.setdefault(target, []).append(path)
     graph = ImportGraph(deps, rdeps, missing, dynamic, errors, index.names)
-    graph.resolved = {"fingerprint": fingerprint, "shas": {p: shas[p] for p in parsed if p in shas},
+    graph.resolved = {"fingerprint": key, "shas": {p: shas[p] for p in parsed if p in shas},
                       "deps": deps, "missing": missing, "unrooted": unrooted, "index": index.dump()}
     graph.resolved_count = resolved_now
     return graph

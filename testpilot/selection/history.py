@@ -93,19 +93,19 @@ class HistoryIndex:
 
 
 # How close each kind of evidence is to the change; tests with closer evidence run first.
-PROXIMITY = {"changed_test": 1.0, "coverage": 0.95, "name_match": 0.85, "mapping_rule": 0.45,
+PROXIMITY = {"changed_test": 1.0, "coverage": 0.95, "name_match": 0.85, "string_reference": 0.5, "mapping_rule": 0.45,
              "dynamic_import": 0.4, "unanalysable": 0.3, "dependent_app": 0.25, "always_run": 0.2}
 
 
+def reason_proximity(reason: Reason) -> float:
+    if reason.strategy == "import_graph":
+        hops = max(len(reason.chain) - 1, 1)
+        return max(0.9 - 0.1 * (hops - 1), 0.5)
+    return PROXIMITY.get(reason.strategy, 0.3)
+
+
 def proximity(reasons: list[Reason]) -> float:
-    best = 0.0
-    for reason in reasons:
-        if reason.strategy == "import_graph":
-            hops = max(len(reason.chain) - 1, 1)
-            best = max(best, max(0.9 - 0.1 * (hops - 1), 0.5))
-        else:
-            best = max(best, PROXIMITY.get(reason.strategy, 0.3))
-    return best
+    return max((reason_proximity(r) for r in reasons), default=0.0)
 
 
 def priority(reasons: list[Reason], stats: TestStats | None) -> float:

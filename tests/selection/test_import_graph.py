@@ -157,7 +157,8 @@ def test_working_tree_head(repo: Repo) -> None:
     repo.write({"shop/util.py": "def noop():\n    return 3\n"})
     sel = select_tests(repo.path, base, None)
     assert ids(sel) == {"tests/test_util.py"}
-    assert sel.head == "WORKTREE"
+    assert sel.head == "WORKTREE" and sel.head_commit == ""
+    assert sel.base_commit == base
 
 
 def test_no_change_selects_nothing(repo: Repo) -> None:
@@ -172,7 +173,8 @@ def test_module_no_test_imports_is_unanalysable(repo: Repo) -> None:
     sel = change(repo, files, {"scripts/migrate.py": "import sys\nprint(sys.argv[1:])\n"})
     assert sel.unanalysable == ["scripts/migrate.py"]
     assert len(sel.selected) == 4
-    assert reasons(sel, "tests/test_other.py") == ["unanalysable change: scripts/migrate.py (no test imports it)"]
+    assert reasons(sel, "tests/test_other.py") == [
+        "unanalysable change: scripts/migrate.py (no test imports it and no file names it)"]
 
 
 def test_module_loaded_only_by_name_is_not_missed(repo: Repo) -> None:
@@ -189,3 +191,39 @@ def test_deleting_a_module_no_test_imports_is_unanalysable(repo: Repo) -> None:
     sel = select_tests(repo.path, base, repo.commit())
     assert sel.unanalysable == ["shop/legacy.py"]
     assert len(sel.selected) == 4
+
+
+def test_module_named_in_a_test_selects_that_test(repo: Repo) -> None:
+    files = {**SHOP, "shop/plugin.py": "def hook():\n    return 1\n",
+             "tests/test_by_name.py": "import subprocess\n\ndef test_p():\n"
+                                      "    subprocess.run(['pytest', '-p', 'shop.plugin'])\n"}
+    sel = change(repo, files, {"shop/plugin.py": "def hook():\n    return 2\n"})
+    assert ids(sel) == {"tests/test_by_name.py"}
+    assert reasons(sel, "tests/test_by_name.py") == ["tests/test_by_name.py names shop/plugin.py (changed)"]
+
+
+def test_module_named_in_code_selects_the_tests_reaching_that_code(repo: Repo) -> None:
+    files = {**SHOP, "shop/plugin.py": "X = 1\n",
+             "shop/settings.py": "PLUGINS = ['shop.plugin']\n",
+             "tests/test_settings.py": "from shop import settings\n\ndef test_s():\n    pass\n"}
+    sel = change(repo, files, {"shop/plugin.py": "X = 2\n"})
+    assert ids(sel) == {"tests/test_settings.py"}
+    assert reasons(sel, "tests/test_settings.py") == [
+        "tests/test_settings.py -> shop/settings.py (names shop/plugin.py (changed))"]
+
+
+def test_module_named_in_a_config_file_selects_that_apps_suite(repo: Repo) -> None:
+    files = {**SHOP, "shop/plugin.py": "X = 1\n", "setup.cfg": "[options.entry_points]\nx = shop.plugin:X\n"}
+    sel = change(repo, files, {"shop/plugin.py": "X = 2\n"})
+    assert len(sel.selected) == 4
+    assert reasons(sel, "tests/test_other.py") == ["unanalysable change: shop/plugin.py (named in setup.cfg)"]
+
+
+def test_reasons_come_closest_evidence_first(repo: Repo) -> None:
+    files = {**SHOP, "tests/test_pricing.py": "from shop.checkout import pay\n\ndef test_p():\n    pass\n",
+             "config.yaml": "a: 1\n"}
+    sel = change(repo, files, {"shop/pricing.py": "RATE = 5\n\ndef price(x):\n    return x * RATE\n",
+                               "config.yaml": "a: 2\n"})
+    assert [r.strategy for t in sel.selected if t.test_id == "tests/test_pricing.py" for r in t.reasons] == [
+        "name_match", "import_graph", "unanalysable"]
+    assert sel.selected[0].test_id == "tests/test_pricing.py"

@@ -120,3 +120,15 @@ def test_warm_graph_cache_sees_new_edges_and_new_files(repo: Repo, tmp_path: Pat
     assert {t.test_id for t in sel.selected} == {"tests/test_extra.py"}
     sel = select_tests(repo.path, base, head2, cache_dir=cache)
     assert "tests/test_extra.py" in {t.test_id for t in sel.selected}
+
+
+def test_graph_cache_is_not_reused_when_the_set_of_files_changes(repo: Repo, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    base = repo.commit({**SHOP, "shop/__init__.py": "helpers = None\n",
+                        "tests/test_a.py": "from shop import helpers\n\ndef test_a():\n    pass\n"})
+    select_tests(repo.path, base, base, cache_dir=cache)
+    # ``from shop import helpers`` named a variable; now it imports the new module.
+    head = repo.commit({"shop/helpers.py": "X = 1\n"})
+    sel = select_tests(repo.path, base, head, cache_dir=cache)
+    chains = [r.text for t in sel.selected if t.test_id == "tests/test_a.py" for r in t.reasons]
+    assert chains == ["tests/test_a.py -> shop/helpers.py (added)"]

@@ -95,3 +95,10 @@ def test_unanalysable_rule_narrows_a_module_no_test_imports(repo: Repo) -> None:
     sel = run(repo, {"scripts/tool.py": "X = 2\n"}, rules, before=before)
     assert sel.selected == []
     assert sel.unanalysable == ["scripts/tool.py"]
+
+
+def test_unanalysable_rule_selects_whole_suite_by_default(repo: Repo) -> None:
+    rules = {"unanalysable": [{"pattern": "config/*.yaml"}]}
+    sel = run(repo, {"config/settings.yaml": "a: 4\n"}, rules)
+    assert len(sel.selected) == 4
+    assert by_id(sel)["tests/test_cart.py"] == ["unanalysable change: config/settings.yaml (rule unanalysable[0])"]
