@@ -26,6 +26,7 @@ from prefect.client.schemas.sorting import ArtifactSort
 from tasks.common import TASK_DEFAULTS
 from testpilot.reporting import result_rows, summary_markdown, write_junit, write_report_json
 from testpilot.results import Selection, ShardResult
+from testpilot.selection import write_selection_json
 
 
 def artifact_key(prefix: str, suite_name: str) -> str:
@@ -101,5 +102,6 @@ def publish_report(*, suite_name: str, selection: Selection, shards: list[ShardR
               "selection": selection.model_dump(), "results": rows, "failures": failures,
               "shards": [s.model_dump(exclude={"results"}) for s in shards], **(extra or {})}
     write_report_json(out / "report.json", report)
+    write_selection_json(selection, out / "selection.json")
     return {"results_dir": str(out), "tests": len(rows),
             "failed": sum(1 for r in rows if r["outcome"] in ("failed", "error"))}

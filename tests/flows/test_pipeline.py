@@ -43,6 +43,8 @@ def test_pipeline_selects_runs_reports_and_cleans_up(prefect_api, tmp_path):
     assert outcomes["tests/test_report.py::test_database_seeded"] == "passed"  # data was seeded
     assert len(outcomes) == 6 and set(outcomes.values()) == {"passed"}
     assert "<testsuites" in (Path(summary["results_dir"]) / "junit.xml").read_text()
+    written = json.loads((Path(summary["results_dir"]) / "selection.json").read_text())
+    assert {(t["app"], t["test_id"]) for t in written["selected"]} == selected
     assert leftover_workdirs(get_settings().home) == []
     artifacts = artifacts_of(run_id)
     assert "testpilot-summary" in artifacts and "PASSED" in str(artifacts["testpilot-summary"].data)
