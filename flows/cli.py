@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, cast
 
-from testpilot.errors import ConfigError, GitError, TestpilotError
+from testpilot.errors import ConfigError, TestpilotError
 from testpilot.settings import get_settings
 from testpilot.suite import SUITE_FILE, Suite, load_suite
 
@@ -21,15 +20,6 @@ from testpilot.suite import SUITE_FILE, Suite, load_suite
 def _fail(exc: TestpilotError) -> int:
     print(f"testpilot: error: {exc}", file=sys.stderr)
     return exc.exit_code
-
-
-def _verify_refs(repo: Path, refs: list[str]) -> None:
-    for ref in refs:
-        ok = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-                            capture_output=True, check=False).returncode == 0
-        if not ok:
-            raise GitError(f"git ref {ref!r} does not exist", file=str(repo), field="--base/--head",
-                           hint="pass refs that exist here, e.g. --base origin/main --head HEAD")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -42,8 +32,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def run_pipeline(suite_path: str, base: str, head: str, full: bool = False, results: str | None = None) -> int:
     """Run the pipeline flow in this process against the configured (or a started) Prefect API."""
     suite = load_suite(suite_path)
-    if not full:
-        _verify_refs(suite.root, [base, head])
+    if not full:  # fail before starting a server; GitError names the ref and says what to do
+        from testpilot.selection.git import resolve_ref
+
+        for ref in (base, head):
+            resolve_ref(suite.root, ref)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.server import ensure_api
 

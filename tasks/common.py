@@ -23,10 +23,3 @@ def suite_at(path: str) -> Suite:
     p = Path(path).resolve()
     return _load(str(p), p.stat().st_mtime if p.exists() else 0.0)
 
-
-def repo_root(path: Path) -> Path:
-    """The git work tree holding ``path`` (or ``path`` itself outside git)."""
-    for candidate in (path, *path.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return path

@@ -14,7 +14,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from tasks.common import TASK_DEFAULTS, repo_root, suite_at
+from tasks.common import TASK_DEFAULTS, suite_at
 from tasks.reports import artifact_key, latest_table
 from testpilot.failures import (
     analyse_failures as analyse,
@@ -28,6 +28,7 @@ from testpilot.failures import (
     updated_history,
 )
 from testpilot.results import ShardResult
+from testpilot.selection.git import repo_root
 from testpilot.suite import Suite
 
 CODEOWNERS_PLACES = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS")

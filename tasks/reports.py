@@ -40,10 +40,8 @@ def history_key(suite_name: str) -> str:
 
 def latest_table(key: str) -> list[dict[str, Any]]:
     """Rows of the newest version of a table artifact, or [] when there is none."""
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                      sort=ArtifactSort.CREATED_DESC, limit=1)
-    return _rows(found[0].data) if found else []
+    tables = _tables(key, 1)
+    return tables[0] if tables else []
 
 
 def start_progress(description: str) -> UUID:
@@ -56,11 +54,15 @@ def set_progress(artifact_id: UUID, percent: float) -> None:
 
 def read_history(suite_name: str, runs: int = 10) -> list[list[dict[str, Any]]]:
     """Result rows of the last ``runs`` runs of this suite, newest first, from Prefect artifacts."""
+    return [rows for rows in _tables(history_key(suite_name), runs) if rows]
+
+
+def _tables(key: str, limit: int) -> list[list[dict[str, Any]]]:
+    """Rows of the newest ``limit`` versions of a keyed table artifact, newest first."""
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[history_key(suite_name)])),
-            sort=ArtifactSort.CREATED_DESC, limit=runs)
-    return [rows for rows in (_rows(a.data) for a in artifacts) if rows]
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                          sort=ArtifactSort.CREATED_DESC, limit=limit)
+    return [_rows(a.data) for a in artifacts]
 
 
 def _rows(data: Any) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from tasks.common import TASK_DEFAULTS, repo_root, suite_at
+from tasks.common import TASK_DEFAULTS, suite_at
 from tasks.reports import read_history
 from testpilot.graph import build_graph
 from testpilot.graph.build import app_id
@@ -17,6 +17,7 @@ from testpilot.graph.model import NodeKind
 from testpilot.results import Reason, SelectedTest, Selection, TestResult
 from testpilot.selection import History, summary_markdown
 from testpilot.selection import select_tests as select
+from testpilot.selection.git import repo_root
 from testpilot.settings import get_settings
 from testpilot.suite import Suite
 

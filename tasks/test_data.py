@@ -14,7 +14,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.common import TASK_DEFAULTS, suite_at
-from testpilot.environments.base import Environment
+from testpilot.environments.base import Environment, database_variable
 from testpilot.suite import Suite
 from testpilot.testdata import GeneratedData, dataset_identity, drop_run_data, generate, load, namespace_url
 
@@ -49,7 +49,7 @@ def seed_data(suite_path: str, env: Environment, apps: list[str], run_id: str) -
         if not names:
             continue
         report = load(url, data.subset(names), run_id=run_id, label=service.replace("-", "_"))
-        env.env[f"TESTPILOT_DB_{service.upper().replace('-', '_')}"] = namespace_url(
+        env.env[database_variable(service)] = namespace_url(
             url, run_id, service.replace("-", "_"))
         env.metadata.setdefault("data_namespaces", {})[service] = report.namespace
         get_run_logger().info("loaded %s into %s (%s, %s)", report.row_counts, report.namespace, report.dialect,

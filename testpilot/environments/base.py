@@ -25,6 +25,11 @@ class SSHAccess(BaseModel):
     credentials_block: str | None = Field(None, description="Block holding the key or password.")
 
 
+def database_variable(service: str) -> str:
+    """The variable a test command reads a service's database URL from: ``TESTPILOT_DB_<SERVICE>``."""
+    return "TESTPILOT_DB_" + service.upper().replace("-", "_")
+
+
 class Environment(BaseModel):
     """One isolated environment, as handed out by a provider."""
 

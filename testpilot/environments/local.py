@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from testpilot.environments.base import AcquireRequest, Environment, Health
+from testpilot.environments.base import AcquireRequest, Environment, Health, database_variable
 from testpilot.environments.databases import create_database, drop_database
 from testpilot.errors import ProvisioningError
 
@@ -124,7 +124,7 @@ class LocalProvider:
             "PYTHONPATH": str(plugin_dir),
         })
         for name, url in env.databases.items():
-            env.env[f"TESTPILOT_DB_{name.upper().replace('-', '_')}"] = url
+            env.env[database_variable(name)] = url
         if len(env.databases) == 1:
             env.env["DATABASE_URL"] = next(iter(env.databases.values()))
 
@@ -175,20 +175,14 @@ def leftover_workdirs(home: Path) -> list[Path]:
 
 def cleanup_run(home: Path, run_id: str, servers: list[str]) -> list[str]:
     """Remove every folder and database a run left behind (crash and cancel hooks, reaper)."""
-    from testpilot.environments.databases import DB_PREFIX, drop_database, list_databases
+    from testpilot.environments.databases import gc_databases
 
     short = run_id.replace("-", "")[:12]
-    full = run_id.replace("-", "")
     removed = []
     for folder in leftover_workdirs(home):
         if folder.name.endswith(f"-{short}"):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(str(folder))
     for server in servers:
-        from sqlalchemy.engine import make_url
-
-        for name in list_databases(server):
-            if name.startswith(f"{DB_PREFIX}{full}"):
-                drop_database(make_url(server).set(database=name).render_as_string(hide_password=False))
-                removed.append(name)
+        removed += gc_databases(server, lambda owner: owner.replace("-", "") == run_id.replace("-", ""))
     return removed

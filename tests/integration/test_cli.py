@@ -36,7 +36,7 @@ def test_config_errors_print_one_line_and_exit_2(tmp_path, case):
         expected = f"{suite}:4 apps.beta.path: folder 'apps/gone' does not exist"
     else:
         args += ["--base", "no-such-branch"]
-        expected = "git ref 'no-such-branch' does not exist"
+        expected = "unknown git ref 'no-such-branch'"
     code, out, err = finish(cli(*args, env={"PREFECT_API_URL": "http://127.0.0.1:9/api"}), timeout=60)
     assert code == 2, (out, err)
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
