@@ -84,10 +84,10 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
         settings = [config.environments[p] for p in pools]
         with pool_locks({p: config.environments[p].pool_size for p in pools},
                         timeout=max(s.acquire_timeout for s in settings),
-                        lease_seconds=max(s.lease_seconds for s in settings)):
+                        lease_seconds=max(s.lease_seconds for s in settings)) as slots:
             try:
                 for pool, pool_apps in pools.items():
-                    envs.append(provision(suite, pool, pool_apps, run_id))
+                    envs.append(provision(suite, pool, pool_apps, run_id, slots[pool]))
                 set_progress(progress, 25)
                 envs = [seed_data(suite, env, pools[env.pool], run_id) for env in envs]
                 env_of = {app: env for env in envs for app in pools[env.pool]}
@@ -104,6 +104,8 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                                   _state_of, max_parallel=max_parallel, fail_fast=fail_fast)
                 states, reasons = outcome.states, outcome.reasons
                 shards = [s for f in outcome.handles.values() if (s := _shard(f)) is not None]
+                dirty = {s.environment for s in shards if s.dirty}
+                envs = [e.model_copy(update={"dirty": True}) if e.id in dirty else e for e in envs]
                 if wanted:
                     scenario_results = run_scenarios(suite, envs, wanted)
             finally:

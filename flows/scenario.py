@@ -109,10 +109,10 @@ def scenario(suite: str, name: str, envs: list[Environment] | None = None, resum
         own: list[Environment] = []
         with pool_locks({p: config.environments[p].pool_size for p in pools},
                         timeout=max(s.acquire_timeout for s in settings),
-                        lease_seconds=max(s.lease_seconds for s in settings)):
+                        lease_seconds=max(s.lease_seconds for s in settings)) as slots:
             try:
                 for pool, pool_apps in pools.items():
-                    own.append(provision(suite, pool, pool_apps, str(flow_run.id or "local")))
+                    own.append(provision(suite, pool, pool_apps, str(flow_run.id or "local"), slots[pool]))
                 summary = _run_steps(suite, plan, apps, [*given, *own], key, health_backoff_scale)
             finally:
                 try:

@@ -1,10 +1,18 @@
-"""Provision and tear down environments. Providers are built here from settings and blocks."""
+"""Provision and tear down environments. Providers are built here from settings and blocks.
+
+A local pool is a ``LocalProvider``. A remote pool (ssh, proxmox, hetzner) is the provider its
+Blocks describe, wrapped in a ``StagedProvider`` so apps are uploaded and installed on the host:
+``provision`` (reset to baseline, health check) and ``install`` are separate task runs, so each
+phase shows in the Prefect UI with its own logs and duration.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 
@@ -13,40 +21,98 @@ from tasks.test_data import drop_data
 from testpilot.environments.base import AcquireRequest, Environment, Provider
 from testpilot.environments.config import EnvironmentConfig
 from testpilot.environments.local import LocalProvider
+from testpilot.environments.staging import InstallSettings, StagedProvider
 from testpilot.errors import ConfigError, TestpilotError
 from testpilot.execution.local import kill_all_running
+from testpilot.execution.remote import RemoteHost
 from testpilot.settings import get_settings
 
 logger = logging.getLogger("testpilot.teardown")
-_providers: dict[str, Provider] = {}
+_providers: dict[tuple[str, str], Provider] = {}
 _providers_lock = threading.Lock()
 
 
 def get_provider(pool: str, config: EnvironmentConfig) -> Provider:
-    """One provider object per pool and process, so claims made at acquire are released later."""
+    """One provider object per pool (and settings) and process, so claims made at acquire are released later."""
+    key = (pool, json.dumps(config.model_dump(mode="json"), sort_keys=True))
     with _providers_lock:
-        if pool not in _providers:
-            if config.provider != "local":
-                raise ConfigError(f"provider {config.provider!r} is not available in this build",
-                                  field=f"environments.{pool}.provider", hint="use provider: local")
-            settings = get_settings()
-            _providers[pool] = LocalProvider(settings.home, postgres_url=settings.postgres_url,
-                                             mysql_url=settings.mysql_url)
-        return _providers[pool]
+        if key not in _providers:
+            _providers[key] = _build(pool, config)
+        return _providers[key]
 
 
-@task(name="provision", **TASK_DEFAULTS)
-def provision(suite_path: str, pool: str, apps: list[str], run_id: str) -> Environment:
-    """Acquire one environment of ``pool`` reset to baseline, with the given apps installed."""
+def _build(pool: str, config: EnvironmentConfig) -> Provider:
+    settings = get_settings()
+    if config.provider == "local":
+        return LocalProvider(settings.home, postgres_url=settings.postgres_url, mysql_url=settings.mysql_url)
+    from blocks.environments import provider_from_blocks
+
+    spec = dict(config.settings)
+    try:
+        install = InstallSettings.model_validate(spec.pop("install", {}))
+    except ValueError as exc:
+        raise ConfigError(f"bad install settings: {exc}", field=f"environments.{pool}.settings.install",
+                          hint="keys: python, uv, env, timeout") from None
+    inner = provider_from_blocks(config.provider, spec)
+    if hasattr(inner, "stage_apps"):
+        inner.stage_apps = False  # the StagedProvider uploads and installs, the same way for every provider
+    return StagedProvider(inner, connect=_connector(inner), install=install, postgres_url=settings.postgres_url,
+                          mysql_url=settings.mysql_url, scratch=settings.home / "remote-sqlite")
+
+
+def _connector(inner: Any) -> Any:
+    """SSH machines know their own secrets (from their Blocks); VMs use the pool's key file."""
+    remote = getattr(inner, "remote", None)
+    if callable(remote):
+        return remote
+
+    def connect(env: Environment) -> RemoteHost:
+        if env.ssh is None:
+            raise ConfigError(f"environment {env.id} has no SSH access", field="transport")
+        return RemoteHost.from_access(env.ssh)
+
+    return connect
+
+
+def connection(suite_path: str, env: Environment) -> RemoteHost:
+    """A RemoteHost for an environment a remote pool handed out."""
+    provider = get_provider(env.pool, suite_at(suite_path).environments[env.pool])
+    connect = getattr(provider, "connect", None) or _connector(provider)
+    return connect(env)
+
+
+def _request(suite_path: str, pool: str, apps: list[str], run_id: str, slot: int) -> AcquireRequest:
     suite = suite_at(suite_path)
-    config = suite.environments[pool]
-    request = AcquireRequest(
-        pool=pool, config=config, run_id=run_id,
+    return AcquireRequest(
+        pool=pool, config=suite.environments[pool], run_id=run_id, slot=slot,
         apps={a: str(suite.app_dir(a)) for a in apps},
         requirements={a: _requirements(suite.app_dir(a), suite.apps[a].requirements) for a in apps})
-    env = get_provider(pool, config).acquire(request)
+
+
+@task(name="provision", task_run_name="provision[{pool}]", **TASK_DEFAULTS)
+def provision(suite_path: str, pool: str, apps: list[str], run_id: str, slot: int = 0) -> Environment:
+    """Acquire member ``slot`` of ``pool``, reset to baseline and health-checked, with the apps installed."""
+    request = _request(suite_path, pool, apps, run_id, slot)
+    provider = get_provider(pool, request.config)
+    if isinstance(provider, StagedProvider):
+        env = provider.provision(request)
+        get_run_logger().info("environment %s is up at %s (reset to baseline, healthy)", env.id, env.host)
+        return install(suite_path, env, apps, run_id)
+    env = provider.acquire(request)
     get_run_logger().info("environment %s ready at %s (%s)", env.id, env.workdir, env.host)
     return env
+
+
+@task(name="install", task_run_name="install[{env.id}]", **TASK_DEFAULTS)
+def install(suite_path: str, env: Environment, apps: list[str], run_id: str) -> Environment:
+    """Upload the apps to a remote environment and install them (the seed's 'install' phase)."""
+    request = _request(suite_path, env.pool, apps, run_id, env.slot)
+    provider = get_provider(env.pool, request.config)
+    assert isinstance(provider, StagedProvider)
+    log = get_run_logger()
+    staged = provider.stage(env, request, on_line=lambda _stream, line: log.info("%s", line))
+    log.info("installed %s in %s on %s", ", ".join(apps), staged.workdir, staged.host)
+    return staged
 
 
 def _requirements(app_dir: Path, declared: str | None) -> str | None:
@@ -61,10 +127,16 @@ def teardown(suite_path: str, envs: list[Environment]) -> list[str]:
 
 
 def release_all(suite_path: str, envs: list[Environment]) -> list[str]:
-    """Plain-function teardown, usable when the task engine itself is being interrupted."""
+    """Plain-function teardown, usable when the task engine itself is being interrupted.
+
+    A dirty environment is handed back marked so: its provider resets it (or, locally, removes it)
+    before anyone gets it again. One failed release does not stop the others; the first error is
+    raised at the end.
+    """
     kill_all_running()
     suite = suite_at(suite_path)
-    released = []
+    released: list[str] = []
+    errors: list[BaseException] = []
     for env in envs:
         run_id = env.labels.get("testpilot-run", "")
         if run_id and env.databases:
@@ -72,12 +144,14 @@ def release_all(suite_path: str, envs: list[Environment]) -> list[str]:
                 drop_data(env, run_id)
             except TestpilotError as exc:  # the provider drops the whole database next; gc catches the rest
                 logger.warning("could not drop the run's data in %s: %s", env.id, exc)
-        provider = get_provider(env.pool, suite.environments[env.pool])
-        if env.dirty:
-            provider.destroy(env)
-        else:
-            provider.release(env)
-        released.append(env.id)
+        try:
+            get_provider(env.pool, suite.environments[env.pool]).release(env)
+            released.append(env.id)
+        except Exception as exc:  # noqa: BLE001 - keep releasing the rest; the reaper is the backstop
+            logger.error("could not release %s on %s: %s", env.id, env.host, exc)
+            errors.append(exc)
+    if errors:
+        raise errors[0]
     return released
 
 

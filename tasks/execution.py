@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.schemas.objects import StateType
 from prefect.states import Cancelled, Failed, State
 
 from tasks.common import TASK_DEFAULTS, suite_at
+from tasks.environments import connection
 from testpilot.environments.base import Environment
 from testpilot.execution.command import build_argv
 from testpilot.execution.junit import parse_junit
-from testpilot.execution.local import run_local
+from testpilot.execution.local import CommandResult
+from testpilot.execution.monitor import Event, StreamMonitor
 from testpilot.execution.outcome import shard_result
-from testpilot.results import ShardResult
+from testpilot.execution.runner import LocalRunner, RemoteRunner, Runner, remote_env
+from testpilot.results import Outcome, ShardResult, TestResult
 from testpilot.settings import get_settings
 
 _PASS_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER")
@@ -23,8 +33,7 @@ _PASS_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER")
 
 def command_env(env: Environment, app: str, extra: dict[str, str]) -> dict[str, str]:
     """The test command's environment: a small allow-list of ours, never the worker's secrets."""
-    names = [*_PASS_THROUGH, *(n.strip() for n in get_settings().pass_env.split(",") if n.strip())]
-    base = {k: os.environ[k] for k in names if k in os.environ}
+    base = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ} | _passed()
     python = env.python.get(app)
     path = os.environ.get("PATH", "/usr/bin:/bin")
     if python:
@@ -57,15 +66,88 @@ def run_node(suite_path: str, node: str, app: str, shard: int, tests: list[str],
 
 @task(name="run-shard", task_run_name="{app}[{shard}]", **TASK_DEFAULTS)
 def run_shard(suite_path: str, app: str, shard: int, tests: list[str], env: Environment) -> ShardResult:
+    """Run a shard where its environment is (here or over SSH), then re-run its failures for flakiness."""
     logger = get_run_logger()
-    config = suite_at(suite_path).apps[app]
-    junit = Path(env.workdir) / ".testpilot" / f"junit-{app}-{shard}.xml"
-    plugin = (Path(env.workdir) / ".testpilot" / "testpilot_pytest.py").exists()
-    argv = build_argv(config.test_command, tests=tests, junit=str(junit), app=app,
-                      plugins=("testpilot_pytest",) if plugin else ())
-    logger.info("running %d test(s) of %s in %s", len(tests), app, env.id)
-    outcome = run_local(argv, cwd=str(Path(env.workdir) / app), env=command_env(env, app, config.env),
-                        timeout=config.timeout, on_line=lambda _stream, line: logger.info("%s", line))
-    results = parse_junit(junit, app=app, shard=shard, environment=env.id, host=env.host)
-    return shard_result(app=app, shard=shard, tests=tests, results=results, outcome=outcome,
-                        environment=env.id, host=env.host, timeout=config.timeout)
+    suite = suite_at(suite_path)
+    config = suite.apps[app]
+    monitor = StreamMonitor.from_config(suite.environments[env.pool].monitor
+                                        if env.pool in suite.environments else None)
+    progress: list[UUID] = []
+
+    def on_event(event: Event) -> None:
+        if event.action == "abort":
+            logger.error("abort pattern %s matched on %s: %s", event.pattern, env.host, event.line)
+        elif event.action == "warn":
+            logger.warning("pattern %s matched on %s: %s", event.pattern, env.host, event.line)
+        elif event.percent is not None:
+            if not progress:
+                progress.append(create_progress_artifact(  # type: ignore[arg-type]
+                    progress=0.0, description=f"{app}[{shard}] on {env.id}"))
+            update_progress_artifact(artifact_id=progress[0], progress=event.percent)
+
+    def on_line(_stream: str, line: str) -> None:
+        logger.info("%s", line)
+
+    runner: Runner
+    if env.transport == "ssh":
+        runner = RemoteRunner(connection(suite_path, env), on_line=on_line, monitor=monitor, on_event=on_event)
+        variables = remote_env(env, app, config.env, _passed())
+        cwd = posixpath.join(env.workdir, app)
+        scratch = Path(tempfile.mkdtemp(prefix="testpilot-junit-"))
+    else:
+        runner = LocalRunner(on_line=on_line, monitor=monitor, on_event=on_event)
+        variables = command_env(env, app, config.env)
+        cwd = str(Path(env.workdir) / app)
+        scratch = Path(env.workdir) / ".testpilot"
+    join = posixpath.join if env.transport == "ssh" else os.path.join
+    staged = env.transport == "ssh" or (Path(env.workdir) / ".testpilot" / "testpilot_pytest.py").exists()
+    plugin = ("testpilot_pytest",) if staged else ()
+
+    def execute(selected: list[str], attempt: str) -> tuple[CommandResult, list[TestResult]]:
+        junit = join(env.workdir, ".testpilot", f"junit-{app}-{shard}{attempt}.xml")
+        argv = build_argv(config.test_command, tests=selected, junit=junit, app=app, plugins=plugin)
+        outcome = runner.run(argv, cwd=cwd, env=variables, timeout=config.timeout)
+        local = runner.fetch(junit, scratch)
+        return outcome, parse_junit(local, app=app, shard=shard, environment=env.id, host=env.host)
+
+    logger.info("running %d test(s) of %s in %s (%s)", len(tests), app, env.id, env.host)
+    try:
+        outcome, results = execute(tests, "")
+        result = shard_result(app=app, shard=shard, tests=tests, results=results, outcome=outcome,
+                              environment=env.id, host=env.host, timeout=config.timeout)
+        result.reruns = rerun_failures(result, suite.failures.reruns, execute, logger)
+    finally:
+        runner.close()
+        if env.transport == "ssh":
+            shutil.rmtree(scratch, ignore_errors=True)
+    result.dirty = runner.dirty
+    if result.dirty:
+        logger.error("environment %s on %s is marked dirty: it is reset before its next use", env.id, env.host)
+    return result
+
+
+def rerun_failures(result: ShardResult, budget: int,
+                   execute: Callable[[list[str], str], tuple[CommandResult, list[TestResult]]],
+                   logger: Any) -> dict[str, list[Outcome]]:
+    """Re-run the failed tests up to ``budget`` times; a test stops once it passes (it is then flaky)."""
+    if result.aborted or result.timed_out or result.dirty:
+        return {}  # the environment failed, not the tests: re-running would only repeat that
+    reruns: dict[str, list[Outcome]] = {}
+    pending = [r.node_id for r in result.results if r.failed and "::" in r.node_id]
+    for attempt in range(1, budget + 1):
+        if not pending:
+            break
+        logger.info("re-running %d failed test(s), attempt %d of %d", len(pending), attempt, budget)
+        _outcome, again = execute(pending, f"-rerun{attempt}")
+        seen = {r.node_id: r.outcome for r in again}
+        for node in pending:
+            reruns.setdefault(node, []).append(seen.get(node, "error"))
+        pending = [n for n in pending if reruns[n][-1] != "passed"]
+    return reruns
+
+
+
+
+def _passed() -> dict[str, str]:
+    names = (n.strip() for n in get_settings().pass_env.split(",") if n.strip())
+    return {n: os.environ[n] for n in names if n in os.environ}

@@ -9,17 +9,19 @@ lock ever needs manual clean-up. Who holds a slot is read back from Prefect's ow
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.types._datetime import now
 
 from testpilot.errors import LockTimeout
@@ -31,12 +33,18 @@ def limit_name(pool: str) -> str:
 
 def ensure_pool_limit(pool: str, slots: int) -> None:
     """Create the pool's limit, or resize it to ``slots``; safe to call on every run."""
-    name = limit_name(pool)
+    ensure_limit(limit_name(pool), slots)
+
+
+def ensure_limit(name: str, slots: int) -> None:
     with get_client(sync_client=True) as client:
         try:
             current = client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
+            except ObjectAlreadyExists:
+                pass  # another run created it a moment ago
             return
         if current.limit != slots or not current.active:
             client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=slots, active=True))
@@ -73,11 +81,21 @@ def current_holders(pool: str, window: timedelta = timedelta(hours=12), max_page
         return holders
 
 
+def slot_limit_name(pool: str, slot: int) -> str:
+    return f"{limit_name(pool)}-slot-{slot}"
+
+
 @contextmanager
-def pool_locks(pools: dict[str, int], *, timeout: float, lease_seconds: float) -> Iterator[None]:
-    """Hold one slot of every named pool (in sorted order, so two runs can never deadlock)."""
+def pool_locks(pools: dict[str, int], *, timeout: float, lease_seconds: float) -> Iterator[dict[str, int]]:
+    """Hold one slot of every named pool (in sorted order, so two runs can never deadlock).
+
+    Yields which member (slot number) of each pool this run holds. The pool's limit says *that* a run
+    may use an environment; a one-slot limit per member says *which* one, so two runs never get the
+    same VM. Both are leases: a killed holder's member comes back when its lease expires.
+    """
     context = FlowRunContext.get()
     holder = ConcurrencyLeaseHolder(type="flow_run", id=context.flow_run.id) if context and context.flow_run else None
+    slots: dict[str, int] = {}
     with ExitStack() as stack:
         for pool in sorted(pools):
             ensure_pool_limit(pool, pools[pool])
@@ -89,4 +107,27 @@ def pool_locks(pools: dict[str, int], *, timeout: float, lease_seconds: float) -
                 raise LockTimeout(f"no free environment in pool {pool!r} after {timeout:.0f}s; "
                                   f"held by: {', '.join(holders) or 'unknown (events not yet recorded)'}",
                                   pool=pool, holders=holders, timeout=timeout) from None
-        yield
+            slots[pool] = _claim_member(stack, pool, pools[pool], lease_seconds, holder,
+                                        deadline=time.monotonic() + timeout)
+        yield slots
+
+
+def _claim_member(stack: ExitStack, pool: str, size: int, lease_seconds: float,
+                  holder: ConcurrencyLeaseHolder | None, deadline: float) -> int:
+    """Take the first free member's one-slot limit. Holding the pool's limit means one is free, or is
+    about to be (a member's lease may outlive its pool lease by a renewal interval), so retry briefly."""
+    while True:
+        for slot in range(size):
+            name = slot_limit_name(pool, slot)
+            ensure_limit(name, 1)
+            try:
+                stack.enter_context(concurrency(name, occupy=1, max_retries=0, lease_duration=lease_seconds,
+                                                holder=holder, strict=True))
+                return slot
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:
+                    raise
+        if time.monotonic() > deadline:
+            raise LockTimeout(f"pool {pool!r}: every member's limit is held although the pool had room",
+                              pool=pool, holders=current_holders(pool), timeout=0.0)
+        time.sleep(0.5)

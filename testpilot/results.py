@@ -47,6 +47,8 @@ class ShardResult(BaseModel):
     host: str = ""
     reruns: dict[str, list[Outcome]] = Field(default_factory=dict,
                                              description="Node id -> outcomes of its automatic re-runs.")
+    dirty: bool = Field(False, description="The environment can no longer be trusted (abort pattern, lost "
+                                           "connection): it is reset before anyone uses it again.")
 
     @property
     def ok(self) -> bool:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from testpilot.execution.monitor import MonitorConfig
+
 
 class ServiceConfig(BaseModel):
     """A database an environment provides to the apps."""
@@ -23,5 +25,7 @@ class EnvironmentConfig(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict, description="Provider settings, e.g. a block name.")
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     acquire_timeout: float = Field(300, gt=0, description="Seconds to wait for a free environment.")
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig,
+                                   description="Patterns watched in the live output (abort, warn, progress).")
     lease_seconds: float = Field(60, ge=60, description="A dead holder's slot comes back after this long; "
                                  "Prefect's server accepts leases of 60 s or more.")

@@ -68,6 +68,8 @@ class LocalProvider:
             except Exception:  # noqa: BLE001 - the reaper retries; keep releasing the rest
                 pass
         shutil.rmtree(env.workdir, ignore_errors=True)
+        if env.dirty:  # an abort pattern or a lost run: rebuild its venvs too before anyone reuses the slot
+            shutil.rmtree(self.home / "venvs" / env.id, ignore_errors=True)
         claim = self._claims.pop(env.id, None)
         if claim:
             claim.close()

@@ -6,8 +6,12 @@ records, so nothing is lost: every selected test that did not report gets an ``e
 
 from __future__ import annotations
 
+import re
+
 from testpilot.execution.local import CommandResult
 from testpilot.results import ShardResult, TestResult
+
+_TYPED = re.compile(r"[A-Z][A-Za-z]+(?:Error|Abort|Exception): ")
 
 
 def shard_result(*, app: str, shard: int, tests: list[str], results: list[TestResult], outcome: CommandResult,
@@ -18,8 +22,8 @@ def shard_result(*, app: str, shard: int, tests: list[str], results: list[TestRe
         reported = {r.node_id.split("::", 1)[0] for r in results} | {r.node_id for r in results}
         if outcome.timed_out:
             why = f"shard timed out after {timeout:.0f}s"
-        elif outcome.aborted:
-            why = f"run aborted: {outcome.aborted}"
+        elif outcome.aborted:  # "StreamAbort: kernel_panic: <line>" or "InfrastructureError: <why>"
+            why = outcome.aborted if _TYPED.match(outcome.aborted) else f"run aborted: {outcome.aborted}"
         else:
             why = f"test command exited with code {outcome.exit_code} and reported no results"
         for test in tests or [f"<{app}>"]:

@@ -30,7 +30,7 @@ import paramiko
 from testpilot.environments.base import SSHAccess
 from testpilot.errors import ConfigError, InfrastructureError, StreamAbort
 from testpilot.execution.monitor import Event, StreamMonitor
-from testpilot.execution.sftp import DEFAULT_UPLOAD_EXCLUDES, fetch_file, upload_tree
+from testpilot.execution.sftp import DEFAULT_UPLOAD_EXCLUDES, fetch_file, put_file, upload_tree
 from testpilot.execution.ssh_keys import (
     HostKeyRejected,
     UnknownHostKeyPolicy,
@@ -412,6 +412,16 @@ class RemoteHost:
                 return upload_tree(sftp, local, remote, patterns)
 
         return self._with_reconnect(f"upload of {local}", phase, upload)
+
+    def upload_file(self, local: Path | str, remote_path: str, *, phase: str = "install") -> None:
+        """Copy one file to ``remote_path`` (its folder is made if missing), keeping its mode."""
+        local = Path(local)
+
+        def upload(_: int) -> None:
+            with self._sftp() as sftp:
+                put_file(sftp, local, remote_path)
+
+        self._with_reconnect(f"upload of {local.name}", phase, upload)
 
     def download(self, remote_path: str, local_path: Path | str, *, phase: str = "report") -> bool:
         """Fetch one file; False (and nothing written) when it does not exist on the host."""

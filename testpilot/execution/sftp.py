@@ -32,12 +32,17 @@ def upload_tree(sftp: paramiko.SFTPClient, local: Path, remote: str,
         for name in sorted(files):
             if _excluded(name, exclude):
                 continue
-            source = Path(folder) / name
-            destination = posixpath.join(target, name)
-            sftp.put(str(source), destination)
-            sftp.chmod(destination, stat.S_IMODE(source.stat().st_mode))
+            put_file(sftp, Path(folder) / name, posixpath.join(target, name), make_parent=False)
             sent += 1
     return sent
+
+
+def put_file(sftp: paramiko.SFTPClient, local: Path, remote_path: str, *, make_parent: bool = True) -> None:
+    """Copy one file up, keeping its mode; its folder is made first unless the caller already did."""
+    if make_parent:
+        make_dirs(sftp, posixpath.dirname(remote_path))
+    sftp.put(str(local), remote_path)
+    sftp.chmod(remote_path, stat.S_IMODE(local.stat().st_mode))
 
 
 def fetch_file(sftp: paramiko.SFTPClient, remote_path: str, local_path: Path) -> bool:

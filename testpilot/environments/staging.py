@@ -1,0 +1,210 @@
+"""Staging a remote environment: copy the apps over SFTP, build a venv per app, create databases.
+
+``StagedProvider`` wraps a remote provider (SSH machines, Proxmox VE, Hetzner Cloud) so that every
+environment it hands out is ready to run tests, exactly like a local one:
+
+- ``<workdir>/<app>/``: the app's source, uploaded over SFTP;
+- ``<workdir>/.testpilot/testpilot_pytest.py``: the pytest plugin that records phases and output;
+- ``<workdir>/.venvs/<app>/``: a virtualenv with the app's requirements, made on the host with ``uv``
+  when the pool names one (fast, cached) or ``python3 -m venv`` + pip otherwise;
+- one database per service: PostgreSQL/MySQL on the configured server (reachable from the host), or a
+  SQLite file that is seeded on the worker and uploaded by :func:`publish_sqlite`.
+
+Provisioning and installing are two steps (``provision`` then ``stage``) so that a flow can show them
+as two phases; ``acquire`` does both. A stage that fails hands the environment back marked dirty, so
+the provider resets it before anyone gets it again, and removes the databases it made.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import make_url
+
+from testpilot.environments.base import AcquireRequest, Environment, Health, Provider, database_variable
+from testpilot.environments.databases import create_database, drop_database
+from testpilot.errors import ProvisioningError
+from testpilot.execution.remote import OnLine, RemoteHost
+
+PLUGIN_SOURCE = Path(__file__).resolve().parent.parent / "pytest_plugin.py"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class InstallSettings(BaseModel):
+    """How apps are installed on a remote environment (the pool's ``settings.install``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    python: str = Field("python3", description="Interpreter on the host that venvs are made from.")
+    uv: str | None = Field(None, description="Path of uv on the host; when set, venvs are made and filled with uv.")
+    env: dict[str, str] = Field(default_factory=dict,
+                                description="Extra variables for the install commands, e.g. PIP_INDEX_URL or "
+                                            "UV_CACHE_DIR. Not secrets: they are shown in logs.")
+    timeout: float = Field(900, gt=0, description="Seconds one install command may take.")
+
+
+Connect = Callable[[Environment], RemoteHost]
+
+
+def _safe(text: str) -> str:
+    return _UNSAFE.sub("_", text).strip("._-")[:60] or "x"
+
+
+class StagedProvider:
+    """A remote provider whose environments come with the apps installed (see the module docstring)."""
+
+    def __init__(self, inner: Provider, *, connect: Connect, install: InstallSettings | None = None,
+                 postgres_url: str | None = None, mysql_url: str | None = None, scratch: Path | None = None,
+                 on_line: OnLine | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.connect = connect
+        self.install = install or InstallSettings()
+        self.postgres_url, self.mysql_url = postgres_url, mysql_url
+        self.scratch = scratch or Path.home() / ".cache" / "testpilot" / "remote-sqlite"
+        self.on_line = on_line
+
+    # -- Provider protocol --------------------------------------------------------------------------------
+    def acquire(self, request: AcquireRequest) -> Environment:
+        return self.stage(self.provision(request), request)
+
+    def release(self, env: Environment) -> None:
+        try:
+            self._drop_databases(env)
+        finally:
+            self.inner.release(env)
+
+    def destroy(self, env: Environment) -> None:
+        try:
+            self._drop_databases(env)
+        finally:
+            self.inner.destroy(env)
+
+    def health(self, env: Environment) -> Health:
+        return self.inner.health(env)
+
+    # -- the two phases ------------------------------------------------------------------------------------
+    def provision(self, request: AcquireRequest) -> Environment:
+        """The inner provider's acquire: an environment reset to baseline and health-checked."""
+        env = self.inner.acquire(request)
+        health = self.inner.health(env)
+        if not health.ok:
+            self.inner.release(env.model_copy(update={"dirty": True}))
+            raise ProvisioningError(f"environment {env.id} on {env.host} is not healthy after reset: {health.detail}",
+                                    host=env.host, phase="provision", dirty=True,
+                                    hint="the provider resets it before its next use; check the host if it repeats")
+        return env
+
+    def stage(self, env: Environment, request: AcquireRequest, on_line: OnLine | None = None) -> Environment:
+        """Upload the apps, install them and create the databases; on failure hand the env back dirty.
+
+        ``on_line`` receives the install commands' output (default: the provider's ``on_line``)."""
+        env = env.model_copy(deep=True)
+        sink = on_line or self.on_line
+        try:
+            with self._remote(env) as remote:
+                workdir = self._workdir(remote, env)
+                env.workdir = workdir
+                tools = posixpath.join(workdir, ".testpilot")
+                self._must(remote, ["mkdir", "-p", "--", tools], env, "prepare the working folder")
+                remote.upload_file(PLUGIN_SOURCE, posixpath.join(tools, "testpilot_pytest.py"))
+                for app, source in request.apps.items():
+                    target = posixpath.join(workdir, app)
+                    remote.upload_dir(source, target)
+                    env.python[app] = self._venv(remote, env, app, target, request.requirements.get(app), source,
+                                                 sink)
+            for name, service in request.config.services.items():
+                env.databases[name] = create_database(
+                    name, service, env_id=env.id.replace("-", "_"), run_id=request.run_id,
+                    workdir=self.scratch / f"{_safe(env.id)}-{_safe(request.run_id)}",
+                    postgres_url=self.postgres_url, mysql_url=self.mysql_url)
+        except BaseException:
+            self._drop_databases(env)
+            self.inner.release(env.model_copy(update={"dirty": True}))
+            raise
+        env.labels.update({"testpilot-run": request.run_id, "testpilot-pool": request.pool})
+        env.env.update({"TESTPILOT_ENV_ID": env.id, "TESTPILOT_RUN_ID": request.run_id,
+                        "TESTPILOT_WORKDIR": env.workdir, "PYTHONPATH": posixpath.join(env.workdir, ".testpilot")})
+        for name, url in env.databases.items():
+            env.env[database_variable(name)] = url
+        if len(env.databases) == 1:
+            env.env["DATABASE_URL"] = next(iter(env.databases.values()))
+        return env
+
+    # -- internals ----------------------------------------------------------------------------------------
+    @contextmanager
+    def _remote(self, env: Environment) -> Iterator[RemoteHost]:
+        remote = self.connect(env)
+        try:
+            yield remote.connect()
+        finally:
+            remote.close()
+
+    def _must(self, remote: RemoteHost, argv: list[str], env: Environment, what: str,
+              extra_env: dict[str, str] | None = None, on_line: OnLine | None = None) -> str:
+        result = remote.run(argv, phase="install", timeout=self.install.timeout, env=extra_env, on_line=on_line)
+        if not result.ok:
+            why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+            raise ProvisioningError(f"cannot {what} on {env.host}: `{argv[0]}` {why}: {result.tail[-800:]}",
+                                    host=env.host, phase="install", dirty=True,
+                                    hint="run the command by hand on the host to see why; "
+                                         "the pool's settings.install chooses python, uv and the index")
+        return result.tail
+
+    def _workdir(self, remote: RemoteHost, env: Environment) -> str:
+        if posixpath.isabs(env.workdir):
+            return env.workdir
+        home = self._must(remote, ["pwd"], env, "find the home folder").strip().splitlines()[-1]
+        return posixpath.normpath(posixpath.join(home, env.workdir))
+
+    def _venv(self, remote: RemoteHost, env: Environment, app: str, target: str, requirements: str | None,
+              source: str, on_line: OnLine | None) -> str:
+        venv = posixpath.join(env.workdir, ".venvs", _safe(app))
+        python = posixpath.join(venv, "bin", "python")
+        remote_req = None
+        if requirements:
+            relative = Path(requirements).resolve().relative_to(Path(source).resolve()).as_posix()
+            remote_req = posixpath.join(target, relative)
+        s = self.install
+        if s.uv:
+            steps = [[s.uv, "venv", "--quiet", "--python", s.python, venv]]
+            if remote_req:
+                steps.append([s.uv, "pip", "install", "--quiet", "--python", python, "-r", remote_req])
+        else:
+            steps = [[s.python, "-m", "venv", venv]]
+            if remote_req:
+                steps.append([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                              "-r", remote_req])
+        for step in steps:
+            self._must(remote, step, env, f"install {app}", extra_env=s.env, on_line=on_line)
+        return python
+
+    def _drop_databases(self, env: Environment) -> None:
+        for url in env.databases.values():
+            try:
+                drop_database(url)
+            except Exception:  # noqa: BLE001 - the reaper's database gc retries; keep releasing the rest
+                pass
+        if env.databases:
+            shutil.rmtree(self.scratch / f"{_safe(env.id)}-{_safe(env.labels.get('testpilot-run', ''))}", ignore_errors=True)
+
+
+def publish_sqlite(env: Environment, remote: RemoteHost) -> Environment:
+    """Upload the run's seeded SQLite files to the host and point the app's variables at the copies."""
+    env = env.model_copy(deep=True)
+    target = posixpath.join(env.workdir, ".testpilot", "db")
+    for name, value in list(env.env.items()):
+        if not (name.startswith("TESTPILOT_DB_") or name == "DATABASE_URL") or not value.startswith("sqlite"):
+            continue
+        url = make_url(value)
+        local = Path(url.database or "")
+        if not local.is_file() or value.startswith(f"sqlite:///{target}"):
+            continue
+        remote.upload_file(local, posixpath.join(target, local.name))
+        env.env[name] = url.set(database=posixpath.join(target, local.name)).render_as_string(hide_password=False)
+    return env
