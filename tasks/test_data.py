@@ -60,6 +60,12 @@ def seed_data(suite_path: str, env: Environment, apps: list[str], run_id: str) -
             if rows:
                 lines += [f"Sample of `{table}`:", "", "```json", *[str(r) for r in rows], "```", ""]
     create_markdown_artifact("\n".join(lines), key="testpilot-data", description="Seeded datasets and samples")
+    if env.transport == "ssh":  # SQLite is seeded here on the worker, then copied to the host
+        from tasks.environments import connection
+        from testpilot.environments.staging import publish_sqlite
+
+        with connection(suite_path, env) as remote:
+            env = publish_sqlite(env, remote)
     return env
 
 

@@ -77,13 +77,13 @@ class StagedProvider:
         try:
             self._drop_databases(env)
         finally:
-            self.inner.release(env)
+            self.inner.release(_as_provided(env))
 
     def destroy(self, env: Environment) -> None:
         try:
             self._drop_databases(env)
         finally:
-            self.inner.destroy(env)
+            self.inner.destroy(_as_provided(env))
 
     def health(self, env: Environment) -> Health:
         return self.inner.health(env)
@@ -104,11 +104,13 @@ class StagedProvider:
         """Upload the apps, install them and create the databases; on failure hand the env back dirty.
 
         ``on_line`` receives the install commands' output (default: the provider's ``on_line``)."""
+        provided = env
         env = env.model_copy(deep=True)
         sink = on_line or self.on_line
         try:
             with self._remote(env) as remote:
                 workdir = self._workdir(remote, env)
+                env.metadata["provided_workdir"] = env.workdir
                 env.workdir = workdir
                 tools = posixpath.join(workdir, ".testpilot")
                 self._must(remote, ["mkdir", "-p", "--", tools], env, "prepare the working folder")
@@ -118,14 +120,18 @@ class StagedProvider:
                     remote.upload_dir(source, target)
                     env.python[app] = self._venv(remote, env, app, target, request.requirements.get(app), source,
                                                  sink)
+            local_dir = self.scratch / f"{_safe(env.id)}-{_safe(request.run_id)}"
             for name, service in request.config.services.items():
+                local_dir.mkdir(parents=True, exist_ok=True)
                 env.databases[name] = create_database(
-                    name, service, env_id=env.id.replace("-", "_"), run_id=request.run_id,
-                    workdir=self.scratch / f"{_safe(env.id)}-{_safe(request.run_id)}",
+                    name, service, env_id=env.id.replace("-", "_"), run_id=request.run_id, workdir=local_dir,
                     postgres_url=self.postgres_url, mysql_url=self.mysql_url)
-        except BaseException:
+        except BaseException as exc:
             self._drop_databases(env)
-            self.inner.release(env.model_copy(update={"dirty": True}))
+            try:
+                self.inner.release(provided.model_copy(update={"dirty": True}))
+            except Exception as again:  # noqa: BLE001 - the first error is the one to report
+                exc.add_note(f"handing {env.id} back also failed: {again}")
             raise
         env.labels.update({"testpilot-run": request.run_id, "testpilot-pool": request.pool})
         env.env.update({"TESTPILOT_ENV_ID": env.id, "TESTPILOT_RUN_ID": request.run_id,
@@ -192,6 +198,12 @@ class StagedProvider:
                 pass
         if env.databases:
             shutil.rmtree(self.scratch / f"{_safe(env.id)}-{_safe(env.labels.get('testpilot-run', ''))}", ignore_errors=True)
+
+
+def _as_provided(env: Environment) -> Environment:
+    """The environment as the inner provider handed it out (its own workdir, which it checks on release)."""
+    provided = env.metadata.get("provided_workdir")
+    return env.model_copy(update={"workdir": provided}) if provided else env
 
 
 def publish_sqlite(env: Environment, remote: RemoteHost) -> Environment:

@@ -1,0 +1,1 @@
+from tests.sim.sshd import client_key, sshd_farm, sshd_vm  # noqa: F401  (pytest fixtures)
