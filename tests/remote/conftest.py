@@ -1,1 +1,41 @@
-from tests.sim.sshd import client_key, sshd_farm, sshd_vm  # noqa: F401  (pytest fixtures)
+"""Fixtures of the remote-run tests: sshd-backed simulators on the real clock, and a worker key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.sim.hetzner import HetznerSim
+from tests.sim.proxmox import ProxmoxSim
+from tests.sim.sshd import KeyPair, client_key, generate_keypair, require_sshd, sshd_farm, sshd_vm  # noqa: F401
+from tests.sim.sshd_machines import SshdMachines
+
+
+@pytest.fixture
+def machines() -> Iterator[SshdMachines]:
+    require_sshd()
+    factory = SshdMachines()
+    yield factory
+    factory.close()
+
+
+@pytest.fixture
+def key() -> KeyPair:
+    return generate_keypair("testpilot-worker")
+
+
+@pytest.fixture
+def proxmox(machines: SshdMachines) -> Iterator[ProxmoxSim]:
+    sim = ProxmoxSim(machines=machines).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def hetzner(machines: SshdMachines) -> Iterator[HetznerSim]:
+    sim = HetznerSim(machines=machines).start()
+    yield sim
+    sim.stop()
+
+

@@ -24,14 +24,17 @@ def install_settings() -> InstallSettings:
     return InstallSettings(uv=find_uv_bin(), python=python, env=passed, timeout=300)
 
 
-def remote_suite(repo: Path, pool: dict[str, Any], *, apps: dict[str, dict[str, Any]] | None = None) -> Path:
-    """Rewrite the suite in ``repo`` so that every app runs in one pool named ``remote``."""
+def remote_suite(repo: Path, pool: dict[str, Any], *, only: list[str] | None = None) -> Path:
+    """Rewrite the suite in ``repo`` so that every app (or ``only`` these) runs in one pool named ``remote``."""
     path = repo / "testpilot.yaml"
     suite = yaml.safe_load(path.read_text())
     services = next(iter(suite.get("environments", {}).values()), {}).get("services", {})
     suite["environments"] = {"remote": {"services": services, **pool}}
-    for name, app in suite["apps"].items():
-        app["environment"] = "remote"
-        app.update((apps or {}).get(name, {}))
+    for name in list(suite["apps"]):
+        if only is not None and name not in only:
+            del suite["apps"][name]
+            suite.get("selection", {}).pop(name, None)
+            continue
+        suite["apps"][name]["environment"] = "remote"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     return path

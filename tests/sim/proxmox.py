@@ -117,6 +117,11 @@ class ProxmoxSim:
         self.clock = clock
         self.tasks: dict[str, Task] = {}
         self.requests: list[tuple[str, str]] = []
+        # Who holds which VM, from the run tag Testpilot writes on acquire ('idle' on release): the
+        # contention test's evidence. A takeover is a run tagging a VM another run still holds.
+        self.holders: dict[int, str] = {}
+        self.max_holders = 0
+        self.takeovers: list[tuple[int, str, str]] = []
         self._vms: dict[int, VM] = {}
         self._tickets: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -162,6 +167,22 @@ class ProxmoxSim:
         with self._lock:
             self._advance()
             return [vm for vm in self._vms.values() if not vm.template]
+
+    def record_holder(self, vmid: int, tags: str) -> None:
+        with self._lock:
+            run = next((t[len("tp-run-"):] for t in tags.replace(",", ";").split(";") if t.startswith("tp-run-")), "")
+            previous = self.holders.get(vmid)
+            if run and run != "idle":
+                if previous and previous != run:
+                    self.takeovers.append((vmid, previous, run))
+                self.holders[vmid] = run
+            else:
+                self.holders.pop(vmid, None)
+            self.max_holders = max(self.max_holders, len(self.holders))
+
+    def forget_holder(self, vmid: int) -> None:
+        with self._lock:
+            self.holders.pop(vmid, None)
 
     # -- the wire ---------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:

@@ -116,6 +116,8 @@ def _set_config(sim: ProxmoxSim, p: dict[str, str]) -> None:
     for key, value in p.items():
         if key not in ("node", "vmid", "delete", "digest", "skiplock", "background_delay"):
             vm.config[key] = value
+    if "tags" in p:
+        sim.record_holder(vm.vmid, p["tags"])
 
 
 @api("POST", "/nodes/{node}/qemu/{vmid}/config")
@@ -189,6 +191,7 @@ def destroy(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
         if vm.machine is not None:
             vm.machine.destroy()
         sim._vms.pop(vm.vmid, None)
+        sim.forget_holder(vm.vmid)
         return None
 
     return sim._task(vm.node, "qmdestroy", vm.vmid, user, sim.timings.qmdestroy, remove, lock="destroyed")
