@@ -38,7 +38,9 @@ class ProxmoxSettings(BaseModel):
     token_name: str | None = Field(None, description="API token id (the part after '!'); preferred over a password.")
     token_value: SecretStr | None = None
     password: SecretStr | None = None
-    verify_ssl: bool = Field(True, description="Keep on; trust a private CA with REQUESTS_CA_BUNDLE.")
+    verify_ssl: bool = Field(True, description="Keep on; for a private CA set ca_bundle.")
+    ca_bundle: str | None = Field(None, description="PEM file of the CA(s) to trust instead of the system store "
+                                                    "(a private CA); ignored when verify_ssl is off.")
     template_vmid: int = Field(description="VM template to clone (cloud-init + qemu-guest-agent inside).")
     nodes: list[str] = Field(default_factory=list, description="Nodes to place clones on; empty = any online node.")
     full_clone: bool = Field(False, description="Full copy instead of a linked clone (needs no shared base disk).")
@@ -90,12 +92,14 @@ class ProxmoxProvider:
         if self._api is None:
             from proxmoxer import ProxmoxAPI
             s = self.settings
+            # requests takes a CA bundle path where it takes True; proxmoxer passes verify_ssl through.
+            verify: bool | str = (s.ca_bundle or True) if s.verify_ssl else False
             if s.token_name and s.token_value:
                 self._api = ProxmoxAPI(s.host, user=s.user, token_name=s.token_name,
-                                       token_value=s.token_value.get_secret_value(), verify_ssl=s.verify_ssl)
+                                       token_value=s.token_value.get_secret_value(), verify_ssl=verify)
             elif s.password:
                 self._api = self._call(lambda: ProxmoxAPI(s.host, user=s.user, password=s.password.get_secret_value(),
-                                                          verify_ssl=s.verify_ssl), "log in")
+                                                          verify_ssl=verify), "log in")
             else:
                 raise ConfigError("Proxmox needs an API token or a password", field="token_value",
                                   hint="set token_name and token_value (or password) on the ProxmoxCluster block")
@@ -117,7 +121,7 @@ class ProxmoxProvider:
         except RequestException as exc:
             raise InfrastructureError(f"cannot reach Proxmox at {self.settings.host} to {what}: {exc}",
                                       host=self.settings.host, phase=phase,
-                                      hint="check the address, port 8006, and REQUESTS_CA_BUNDLE for a private CA") from exc
+                                      hint="check the address, port 8006, and ca_bundle for a private CA") from exc
 
     def wait_task(self, upid: str, what: str, phase: str = "provision") -> None:
         """Poll a UPID until it stops; an exitstatus other than OK raises ProvisioningError(exitstatus=...)."""

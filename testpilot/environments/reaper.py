@@ -54,16 +54,27 @@ def select_for_reaping(resources: list[OwnedResource], *, now: float,
 
 
 def reap(provider: Reapable, *, is_run_finished: Callable[[str], bool], now: float | None = None,
-         dry_run: bool = False) -> list[ReapDecision]:
-    """Destroy what ``select_for_reaping`` picks; returns the decisions (failures are collected, then raised)."""
+         dry_run: bool = False, on_outcome: Callable[[ReapDecision, str], None] | None = None) -> list[ReapDecision]:
+    """Destroy what ``select_for_reaping`` picks; returns the decisions (failures are collected, then raised).
+
+    ``on_outcome(decision, outcome)`` hears about each one as it is handled: ``destroyed``,
+    ``would destroy`` (dry run) or ``failed: <error>``.
+    """
     decisions = select_for_reaping(provider.list_owned(), now=time.time() if now is None else now,
                                    is_run_finished=is_run_finished)
     failures = []
-    for decision in decisions if not dry_run else []:
-        try:
-            provider.destroy_owned(decision.resource)
-        except TestpilotError as exc:
-            failures.append(f"{decision.resource.name}: {exc}")
+    for decision in decisions:
+        if dry_run:
+            outcome = "would destroy"
+        else:
+            try:
+                provider.destroy_owned(decision.resource)
+                outcome = "destroyed"
+            except TestpilotError as exc:
+                failures.append(f"{decision.resource.name}: {exc}")
+                outcome = f"failed: {exc}"
+        if on_outcome is not None:
+            on_outcome(decision, outcome)
     if failures:
         raise TestpilotError(f"reaper could not remove {len(failures)} resource(s): {'; '.join(failures)}",
                              hint="run the reaper again; it is idempotent")
