@@ -53,7 +53,7 @@ def _build(pool: str, config: EnvironmentConfig) -> Provider:
     except ValueError as exc:
         raise ConfigError(f"bad install settings: {exc}", field=f"environments.{pool}.settings.install",
                           hint="keys: python, uv, env, timeout") from None
-    inner = provider_from_blocks(config.provider, spec)
+    inner = provider_from_blocks(config.provider, spec, pool=pool, pool_size=config.pool_size)
     if hasattr(inner, "stage_apps"):
         inner.stage_apps = False  # the StagedProvider uploads and installs, the same way for every provider
     return StagedProvider(inner, connect=_connector(inner), install=install, postgres_url=settings.postgres_url,

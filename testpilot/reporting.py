@@ -37,7 +37,8 @@ def all_results(shards: list[ShardResult]) -> list[TestResult]:
 def result_rows(shards: list[ShardResult]) -> list[dict[str, Any]]:
     """One row per test, for the table artifact (also read back as duration and failure history)."""
     return [{"app": r.app, "node_id": r.node_id, "outcome": r.outcome, "duration": round(r.duration, 4),
-             "shard": r.shard, "environment": r.environment, "message": r.message.splitlines()[0][:200]
+             "shard": r.shard, "environment": r.environment, "host": r.host,
+             "message": r.message.splitlines()[0][:200]
              if r.message else ""} for r in all_results(shards)]
 
 

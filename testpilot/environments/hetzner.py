@@ -249,9 +249,8 @@ class HetznerProvider:
              sleep=self.sleep, clock=self.clock, host=access.host)
 
     def _environment(self, server_id: int, name: str, access: SSHAccess, owner: Ownership) -> Environment:
-        home = "/root" if access.user == "root" else f"/home/{access.user}"
         return Environment(id=f"hetzner-{server_id}", pool=owner.pool, provider=self.name, slot=owner.slot,
-                           transport="ssh", workdir=f"{home}/testpilot", ssh=access,
+                           transport="ssh", workdir="testpilot", ssh=access,  # relative: under the login home
                            labels={"pool": owner.pool, "run": owner.run_id, "expires": str(owner.expires_at)},
                            metadata={"server_id": server_id, "name": name})
 

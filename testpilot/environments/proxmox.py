@@ -247,7 +247,7 @@ class ProxmoxProvider:
                               f"read the host key of VM {vmid}")["content"].strip()
         return Environment(
             id=f"proxmox-{vmid}", pool=owner.pool, provider=self.name, slot=owner.slot, transport="ssh",
-            workdir=f"/home/{s.ssh_user}/testpilot",
+            workdir="testpilot",  # relative: under the login user's home
             ssh=SSHAccess(host=ip, port=s.ssh_port, user=s.ssh_user, host_key=" ".join(host_key.split()[:2]),
                           key_file=s.ssh_key_file, credentials_block=None),
             labels={"pool": owner.pool, "run": owner.run_id, "expires": str(owner.expires_at)},

@@ -34,8 +34,12 @@ def build_argv(template: str, *, tests: list[str], junit: str, app: str = "",
             argv.append(token)
     at = _pytest_index(tokens)
     if "{junit}" not in template and at >= 0:
+        # tee-sys: what a test prints reaches the live stream (and its monitor) as it happens, and the
+        # JUnit report too; with pytest's default capture it would only show after the test failed.
+        capture = [] if any(t in ("-s", "--capture=no") or t.startswith("--capture") for t in tokens) \
+            else ["--capture=tee-sys"]
         argv[at + 1:at + 1] = [f"--junitxml={junit}", "-o", "junit_logging=all", "-o", "junit_family=xunit1",
-                               "-p", "no:cacheprovider", *(a for p in plugins for a in ("-p", p))]
+                               "-p", "no:cacheprovider", *capture, *(a for p in plugins for a in ("-p", p))]
     return argv
 
 

@@ -83,11 +83,17 @@ def report_of(state: Any) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
-def logs_of(state: Any) -> list[str]:
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])),
-                                sort=LogSort.TIMESTAMP_ASC)
-    return [entry.message for entry in logs]
+def logs_of(state: Any, expect: str) -> list[str]:
+    """The run's log lines from the API, once a line containing ``expect`` has arrived (logs ship in batches)."""
+    deadline = time.monotonic() + 15
+    while True:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(
+                any_=[state.state_details.flow_run_id])), sort=LogSort.TIMESTAMP_ASC, limit=200)
+        lines = [entry.message for entry in logs]
+        if any(expect in line for line in lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.5)
 
 
 def assert_all_passed(state: Any, tests: int = ALL_TESTS) -> dict[str, Any]:
@@ -96,8 +102,8 @@ def assert_all_passed(state: Any, tests: int = ALL_TESTS) -> dict[str, Any]:
     outcomes = [r["outcome"] for r in report["results"]]
     assert len(outcomes) == tests and set(outcomes) == {"passed"}, report["results"]
     assert all(r["host"].startswith("127.") and r["host"] != "127.0.0.1" for r in report["results"])
-    logs = logs_of(state)
-    assert any("test_prices.py" in line for line in logs)  # pytest's own lines, streamed from the VM
+    logs = logs_of(state, " passed in ")
+    assert any(" passed in " in line for line in logs)  # pytest's own lines, streamed from the VM
     assert any(line.startswith("installed ") for line in logs)
     return report
 
