@@ -10,7 +10,7 @@ from typing import Any, cast
 import prefect.blocks.notifications  # noqa: F401  registers Prefect's notification block types for Block.load
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
-from prefect.blocks.abstract import NotificationBlock
+from prefect.blocks.abstract import NotificationBlock, NotificationError
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from pydantic import BaseModel, SecretStr
@@ -19,7 +19,7 @@ import blocks  # noqa: F401  registers Testpilot's block types (GitHubIssues, Sm
 from blocks.github import GitHubIssues
 from tasks.common import TASK_DEFAULTS, suite_at
 from tasks.reports import artifact_key
-from testpilot.errors import ConfigError
+from testpilot.errors import ConfigError, InfrastructureError
 from testpilot.failures.delivery import (
     Delivery,
     Route,
@@ -105,8 +105,14 @@ def notify_clusters(suite_path: str, analysis: dict[str, Any]) -> dict[str, Any]
         block = loaded.get(route.block)
         if not isinstance(block, NotificationBlock):
             raise _missing(suite, route, block if isinstance(block, str) else "it is not a notification block")
-        with block.raise_on_failure():
-            cast(None, block.notify(body, subject=subject))  # sync here, never a coroutine
+        try:
+            with block.raise_on_failure():
+                cast(None, block.notify(body, subject=subject))  # sync here, never a coroutine
+        except NotificationError as exc:  # its text is what Apprise logged, already redacted by redacting_logs
+            said = [line for line in exc.log.splitlines() if line.strip()][-3:]
+            raise InfrastructureError(f"block {route.block!r} did not deliver: {' | '.join(said) or 'no reason given'}",
+                                      hint=f"check the block's URL and that its service accepts it ({route.field})"
+                                      ) from None
 
     with redacting_logs(secrets):
         deliveries = deliver_notifications(result, config.notify, send, secrets=secrets)
