@@ -19,6 +19,8 @@ from prefect.exceptions import ObjectAlreadyExists
 from pydantic import SecretStr
 
 from blocks.database import DatabaseServer
+from blocks.github import GitHubIssues
+from blocks.notifications import SmtpEmail
 
 POOL = "testpilot-process"
 
@@ -34,7 +36,8 @@ def ensure_work_pool(name: str = POOL) -> bool:
 
 
 def register_blocks() -> list[str]:
-    DatabaseServer.register_type_and_schema()
+    for block_type in (DatabaseServer, GitHubIssues, SmtpEmail):  # so the UI offers them
+        block_type.register_type_and_schema()
     saved = []
     kinds: tuple[tuple[Literal["postgres", "mysql"], str], ...] = (
         ("postgres", "TESTPILOT_POSTGRES_URL"), ("mysql", "TESTPILOT_MYSQL_URL"))

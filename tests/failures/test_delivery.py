@@ -172,17 +172,19 @@ def test_missing_block_is_reported_and_logged_while_the_other_cluster_is_deliver
 
 
 @pytest.mark.flows
-def test_smtp_email_block_mails_each_cluster_once_as_plain_text(prefect_api: str, tmp_path: Path) -> None:
+def test_smtp_email_block_mails_its_teams_cluster_as_plain_text(prefect_api: str, tmp_path: Path) -> None:
     with SmtpReceiver() as smtp:
         SmtpEmail(smtp_host="127.0.0.1", smtp_port=smtp.port, security="insecure", username="qa-bot",
                   password=SecretStr(SMTP_PASSWORD), from_email="testpilot@example.com",
-                  to_emails=["qa@example.com"]).save("tp-email-qa", overwrite=True)
-        result = deliver(write_suite(tmp_path, notify={"default": "tp-email-qa"}), task_input(analyse()))
-    assert [d["status"] for d in result["section"]["delivery"]] == ["sent", "sent"]
-    assert len(smtp.messages) == 2 and {m["login"] for m in smtp.messages} == {"qa-bot"}
-    first = smtp.messages[0]["data"]
-    assert "Subject: [environment] 3 failures" in first and "Content-Type: text/plain" in first
-    assert "text/html" not in first and SMTP_PASSWORD not in first and PASSWORD not in first
+                  to_emails=["qa@example.com"]).save("tp-email-pricing", overwrite=True)
+        suite = write_suite(tmp_path, notify={"@acme/pricing": "tp-email-pricing"})
+        result = deliver(suite, task_input(analyse()))
+    assert [(d["team"], d["status"]) for d in result["section"]["delivery"]] == [
+        ("infra", "skipped"), ("@acme/pricing", "sent")]  # no block for infra and no default
+    [mail] = smtp.messages
+    assert mail["login"] == "qa-bot" and [r.lower() for r in mail["rcpt"]] == ["rcpt to:<qa@example.com>"]
+    assert "Subject: [product_bug] 2 failures: KeyError" in mail["data"] and "Content-Type: text/plain" in mail["data"]
+    assert "text/html" not in mail["data"] and SMTP_PASSWORD not in mail["data"]
 
 
 def test_recurring_cluster_gets_a_comment_on_its_issue_found_by_marker_across_pages() -> None:
