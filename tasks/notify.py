@@ -39,19 +39,22 @@ def load_blocks(names: list[str]) -> dict[str, Block | str]:
     A bare name is looked up across block types; ``type-slug/name`` picks one type.
     """
     slugs: dict[str, list[str]] = {}
-    bare = sorted({n for n in names if "/" not in n})
+    bare, listing_error = sorted({n for n in names if "/" not in n}), ""
     if bare:
-        with get_client(sync_client=True) as client:
-            response = client.request("POST", "/block_documents/filter", json={
-                "block_documents": {"name": {"any_": bare}, "is_anonymous": {"eq_": False}},
-                "include_secrets": False})
-            for doc in response.json():
-                slugs.setdefault(doc["name"], []).append(doc["block_type"]["slug"])
+        try:
+            with get_client(sync_client=True) as client:
+                response = client.request("POST", "/block_documents/filter", json={
+                    "block_documents": {"name": {"any_": bare}, "is_anonymous": {"eq_": False}},
+                    "include_secrets": False})
+                for doc in response.json():
+                    slugs.setdefault(doc["name"], []).append(doc["block_type"]["slug"])
+        except Exception as exc:  # the API hiccups: delivery is lost, the run is not
+            listing_error = f"cannot look blocks up in the Prefect API: {type(exc).__name__}: {exc}"
     out: dict[str, Block | str] = {}
     for name in dict.fromkeys(names):
         kinds = [name.split("/", 1)[0]] if "/" in name else slugs.get(name, [])
         if not kinds:
-            out[name] = f"no block named {name!r}"
+            out[name] = listing_error or f"no block named {name!r}"
         elif len(kinds) > 1:
             out[name] = f"block name {name!r} is used by types {', '.join(kinds)}; write e.g. '{kinds[0]}/{name}'"
         else:
