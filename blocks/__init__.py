@@ -2,12 +2,14 @@
 
 from blocks.database import DatabaseServer
 from blocks.environments import (
-           EnvironmentPool,
-           HetznerProject,
-           ProxmoxCluster,
-           SSHMachine,
-           provider_from_blocks,
+    EnvironmentPool,
+    HetznerProject,
+    ProxmoxCluster,
+    SSHMachine,
+    provider_from_blocks,
 )
+from blocks.github import GitHubIssues
+from blocks.notifications import SmtpEmail
 
-__all__ = ["DatabaseServer", "EnvironmentPool", "HetznerProject", "ProxmoxCluster", "SSHMachine",
-           "provider_from_blocks"]
+__all__ = ["DatabaseServer", "EnvironmentPool", "GitHubIssues", "HetznerProject", "ProxmoxCluster", "SSHMachine",
+           "SmtpEmail", "provider_from_blocks"]

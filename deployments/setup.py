@@ -45,10 +45,12 @@ from pydantic import SecretStr, ValidationError
 
 from blocks.database import DatabaseServer
 from blocks.environments import EnvironmentPool, HetznerProject, ProxmoxCluster, SSHMachine
+from blocks.github import GitHubIssues
+from blocks.notifications import SmtpEmail
 from testpilot.errors import ConfigError
 
 POOL = "testpilot-process"
-BLOCK_TYPES = (DatabaseServer, ProxmoxCluster, HetznerProject, SSHMachine, EnvironmentPool)
+BLOCK_TYPES = (DatabaseServer, ProxmoxCluster, HetznerProject, SSHMachine, EnvironmentPool, GitHubIssues, SmtpEmail)
 _BLOCK_NAME = re.compile(r"^[a-z0-9-]+$")
 
 
@@ -63,7 +65,8 @@ def ensure_work_pool(name: str = POOL) -> bool:
 
 
 def register_blocks(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Register every block type; save the blocks the variables describe. Returns the saved names."""
+    """Register every block type (so the UI offers them); save the blocks the variables describe.
+    Returns the saved names."""
     env = os.environ if environ is None else environ
     for kind in BLOCK_TYPES:
         kind.register_type_and_schema()

@@ -23,6 +23,7 @@ from tasks.execution import run_node
 from tasks.failures import analyse_failures
 from tasks.graph import graph_mermaid, plan_nodes
 from tasks.locks import pool_locks
+from tasks.notify import notify_clusters
 from tasks.reports import known_durations, publish_report, read_history, set_progress, start_progress
 from tasks.selection import select_tests
 from tasks.test_data import seed_data
@@ -115,6 +116,7 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                     release_all(suite, envs)
                     raise
     analysis = analyse_failures(suite, shards, selection.changed_files, run_id, _run_url())
+    analysis = notify_clusters(suite, analysis)
     summary = publish_report(suite_name=config.name, selection=selection, shards=shards,
                              failures=analysis["per_test"],
                              wall_seconds=time.monotonic() - started,

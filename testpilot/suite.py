@@ -92,6 +92,9 @@ class Suite(BaseModel):
         for category in self.failures.routing:
             if category not in categories and category not in _BUILTIN_CATEGORY_NAMES:
                 raise _RefError(("failures", "routing", category), f"unknown category {category!r}")
+        for i, category in enumerate(self.failures.issues.categories if self.failures.issues else []):
+            if category not in categories and category not in _BUILTIN_CATEGORY_NAMES:
+                raise _RefError(("failures", "issues", "categories", i), f"unknown category {category!r}")
         return self
 
     @property
@@ -111,6 +114,10 @@ class Suite(BaseModel):
 
     def selection_for(self, app: str) -> SelectionConfig:
         return self.selection.get(app) or SelectionConfig()
+
+    def line_of(self, *loc: str | int) -> int | None:
+        """Line of a key path in the suite file (or of its nearest parent), for errors that point at config."""
+        return _line_of(self, loc)
 
     def check_paths(self) -> None:
         """Raise ConfigError for an app folder that does not exist."""

@@ -95,8 +95,9 @@ def analyse_failures(
         flaky = category == "flaky"
         text = f"[flaky] {sig.text}" if flaky else sig.text
         cluster = ClusterReport(
-            id=hashlib.sha1(text.encode()).hexdigest()[:12] if flaky else sig.key, signature=text, exception_type=sig.exception_type, message=sig.message,
-            frames=list(sig.frames), tokens=sorted(sig.tokens), category=category,
+            id=hashlib.sha1(text.encode()).hexdigest()[:12] if flaky else sig.key, signature=redact(text, secrets),
+            exception_type=sig.exception_type, message=redact(sig.message, secrets), frames=list(sig.frames),
+            tokens=sorted(t for t in sig.tokens if redact(t, secrets) == t), category=category,
             defect_type=chosen.defect_type, rule=chosen.rule, evidence=redact(chosen.evidence, secrets),
             categories=dict(cats) if len(cats) > 1 else {}, count=len(group),
             tests=list(dict.fromkeys(r.test_id for r in members)),

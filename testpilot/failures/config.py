@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # ``to_investigate`` is ReportPortal's bucket for failures nobody could type yet; only ``unclassified`` uses it.
 DefectType = Literal["product", "test", "system", "to_investigate"]
+
+
+_BLOCK_REF = re.compile(r"^(?:[a-z0-9-]+/)?[a-z0-9-]+$")
+
+
+def _block_ref(value: str) -> str:
+    if not _BLOCK_REF.match(value):
+        raise ValueError(f"{value!r} is not a block name: use lowercase letters, numbers and dashes, "
+                         "optionally after the block type slug ('slack-payments' or 'slack-webhook/slack-payments')")
+    return value
+
+
+BlockRef = Annotated[str, AfterValidator(_block_ref)]
+"""Name of a saved Prefect block, optionally ``<block-type-slug>/<name>`` when names repeat across types."""
+
+
+class IssuesConfig(BaseModel):
+    """A GitHub issue per cluster through a ``GitHubIssues`` block; a recurring cluster gets a comment."""
+
+    model_config = ConfigDict(extra="forbid")
+    block: BlockRef = Field(description="Name of the GitHubIssues block (repository and token).")
+    categories: list[str] = Field(default_factory=list,
+                                  description="Only clusters of these categories; default: every cluster.")
 
 
 class CategoryRule(BaseModel):
@@ -39,3 +63,7 @@ class FailuresConfig(BaseModel):
                                    description="System-failure rate over recent runs that marks a host dirty.")
     dirty_host_min_runs: int = Field(default=3, ge=1, description="Runs on a host before it can be marked dirty.")
     host_window: int = Field(default=10, ge=1, description="Recent runs per host used for its failure rate.")
+    notify: dict[str, BlockRef] = Field(
+        default_factory=dict,
+        description="Team -> name of a Prefect notification block; 'default' takes teams without their own.")
+    issues: IssuesConfig | None = Field(default=None, description="Open or update a GitHub issue per cluster.")

@@ -54,6 +54,12 @@ def render_text(report: Mapping[str, Any] | FailureAnalysis, *, tests_shown: int
                          f"{c.get('nearest_similarity', 0):.2f})")
         owner = c.get("team") or ", ".join(c.get("owners") or []) or "-"
         lines.append(f"   owner: {owner}" + (f" ({c['route_reason']})" if c.get("route_reason") else ""))
+    deliveries = data.get("delivery") or []
+    if deliveries:
+        counts = {s: sum(d.get("status") == s for d in deliveries) for s in ("sent", "failed", "skipped")}
+        lines.extend(["", "Delivery: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)])
+        lines.extend(f"  {d.get('status')}: {d.get('channel')} for {d.get('cluster')} via {d.get('block') or '-'}: "
+                     f"{d.get('detail')}" for d in deliveries if d.get("status") != "sent")
     if data.get("flow_run_url"):
         lines.extend(["", f"Flow run: {data['flow_run_url']}"])
     return "\n".join(lines)

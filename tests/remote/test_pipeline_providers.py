@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from blocks.environments import HetznerProject, ProxmoxCluster, SSHMachine
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -27,6 +26,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.sorting import LogSort
 
+from blocks.environments import HetznerProject, ProxmoxCluster, SSHMachine
 from flows.pipeline import pipeline
 from tests.conftest import git, make_repo
 from tests.sim.hetzner import HetznerSim
