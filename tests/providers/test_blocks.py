@@ -25,6 +25,7 @@ from deployments.setup import register_blocks
 from testpilot.environments.hetzner import HetznerProvider
 from testpilot.environments.hostkeys import run_over_ssh
 from testpilot.environments.keyfiles import key_file, public_key_of
+from testpilot.environments.local import LocalProvider
 from testpilot.environments.proxmox import ProxmoxProvider
 from testpilot.environments.ssh import SSHMachineProvider
 from testpilot.errors import ConfigError, InfrastructureError
@@ -100,6 +101,11 @@ def test_settings_merge_spec_with_the_block(login_key: KeyPair) -> None:
     with pytest.raises(ConfigError) as no_key:
         HetznerProject(token=SecretStr("tok")).settings({})
     assert no_key.value.field.endswith(".ssh_private_key")
+
+    assert isinstance(provider_from_blocks("local", {}), LocalProvider)  # needs no block
+    with pytest.raises(ConfigError) as unknown:
+        provider_from_blocks("vsphere", {}, pool="x")
+    assert unknown.value.field == "environments.x.provider"
 
 
 def test_secrets_stay_out_of_repr(login_key: KeyPair) -> None:
