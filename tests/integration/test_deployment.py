@@ -30,6 +30,8 @@ def test_deploy_worker_and_watch(prefect_api, tmp_path):
         nightly = client.read_deployment_by_name("testpilot-pipeline/nightly-regression")
         assert nightly.schedules and nightly.schedules[0].schedule.cron == "0 2 * * *"
         assert nightly.parameters["full"] is True
+        reaper = client.read_deployment_by_name("testpilot-reaper/reaper")
+        assert reaper.schedules and reaper.schedules[0].schedule.interval.total_seconds() == 900
 
     repo = make_repo(tmp_path)
     commit_change(repo, "apps/alpha/src/alpha/names.py", '"-".join', '"-" .join')

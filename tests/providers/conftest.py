@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect.blocks.core import Block
 
 from testpilot.environments.base import AcquireRequest
 from testpilot.environments.cloud import Backoff
@@ -100,3 +102,35 @@ def hetzner(hetzner_settings: HetznerSettings, fake_time: FakeTime) -> HetznerPr
 def request(pool: str = "it", slot: int = 0, run_id: str = "run-1", expires_in: float = 3600) -> AcquireRequest:
     return AcquireRequest(pool=pool, slot=slot, run_id=run_id, expires_in=expires_in,
                           config=EnvironmentConfig(provider="proxmox"))
+
+
+# -- blocks saved through the Prefect API (tests that take `saved` start the session's Prefect server) --
+
+class Saved:
+    """Saves blocks under unique names and deletes them afterwards, so other tests never see them."""
+
+    def __init__(self) -> None:
+        self.names: list[tuple[type[Block], str]] = []
+
+    def __call__(self, block: Block, prefix: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        block.save(name)
+        self.names.append((type(block), name))
+        return name
+
+    def track(self, kind: type[Block], name: str) -> None:
+        self.names.append((kind, name))
+
+    def cleanup(self) -> None:
+        for kind, name in self.names:
+            try:
+                kind.delete(name, _sync=True)  # type: ignore[call-arg]
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+
+@pytest.fixture
+def saved(prefect_api: str) -> Iterator[Saved]:
+    tracker = Saved()
+    yield tracker
+    tracker.cleanup()

@@ -7,7 +7,6 @@ import logging
 import os
 import stat
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,11 @@ from deployments.setup import register_blocks
 from testpilot.environments.hetzner import HetznerProvider
 from testpilot.environments.hostkeys import run_over_ssh
 from testpilot.environments.keyfiles import key_file, public_key_of
+from testpilot.environments.local import LocalProvider
 from testpilot.environments.proxmox import ProxmoxProvider
 from testpilot.environments.ssh import SSHMachineProvider
 from testpilot.errors import ConfigError, InfrastructureError
-from tests.providers.conftest import request
+from tests.providers.conftest import Saved, request
 from tests.sim.hetzner import HetznerSim
 from tests.sim.proxmox import ProxmoxSim
 from tests.sim.sshd import KeyPair, generate_keypair
@@ -41,36 +41,6 @@ PASSWORD = "pw-that-must-not-leak"
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-class Saved:
-    """Saves blocks under unique names and deletes them afterwards, so other tests never see them."""
-
-    def __init__(self) -> None:
-        self.names: list[tuple[type[Block], str]] = []
-
-    def __call__(self, block: Block, prefix: str) -> str:
-        name = unique(prefix)
-        block.save(name)
-        self.names.append((type(block), name))
-        return name
-
-    def track(self, kind: type[Block], name: str) -> None:
-        self.names.append((kind, name))
-
-    def cleanup(self) -> None:
-        for kind, name in self.names:
-            try:
-                kind.delete(name, _sync=True)  # type: ignore[call-arg]
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-
-
-@pytest.fixture
-def saved(prefect_api: str) -> Iterator[Saved]:
-    tracker = Saved()
-    yield tracker
-    tracker.cleanup()
 
 
 @pytest.fixture
@@ -131,6 +101,11 @@ def test_settings_merge_spec_with_the_block(login_key: KeyPair) -> None:
     with pytest.raises(ConfigError) as no_key:
         HetznerProject(token=SecretStr("tok")).settings({})
     assert no_key.value.field.endswith(".ssh_private_key")
+
+    assert isinstance(provider_from_blocks("local", {}), LocalProvider)  # needs no block
+    with pytest.raises(ConfigError) as unknown:
+        provider_from_blocks("vsphere", {}, pool="x")
+    assert unknown.value.field == "environments.x.provider"
 
 
 def test_secrets_stay_out_of_repr(login_key: KeyPair) -> None:

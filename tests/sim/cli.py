@@ -33,7 +33,8 @@ def serve(kind: str, argv: list[str] | None = None) -> None:
                               workdir=workdir)
         info = {"url": f"https://{sim.host}", "ca_bundle": str(sim.tls.ca_bundle), "users": list(sim.users),
                 "tokens": list(sim.tokens), "templates": [v.vmid for v in sim._vms.values() if v.template],
-                "hint": "export REQUESTS_CA_BUNDLE=<ca_bundle>; passwords/tokens are in tests/sim/proxmox.py"}
+                "hint": "set ca_bundle on the ProxmoxCluster block (or export REQUESTS_CA_BUNDLE); "
+                        "passwords/tokens are in tests/sim/proxmox.py"}
     else:
         from tests.sim.hetzner import HetznerSim, HetznerTimings
         timings = HetznerTimings.realistic(args.realistic) if args.realistic else None
