@@ -19,6 +19,7 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
@@ -124,8 +125,9 @@ def _claim_member(stack: ExitStack, pool: str, size: int, lease_seconds: float,
                 stack.enter_context(concurrency(name, occupy=1, max_retries=0, lease_duration=lease_seconds,
                                                 holder=holder, strict=True))
                 return slot
-            except httpx.HTTPStatusError as exc:
-                if exc.response.status_code != 423:
+            except ConcurrencySlotAcquisitionError as exc:  # wraps the server's HTTP answer
+                cause = exc.__cause__
+                if not (isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423):
                     raise
         if time.monotonic() > deadline:
             raise LockTimeout(f"pool {pool!r}: every member's limit is held although the pool had room",

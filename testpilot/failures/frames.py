@@ -18,7 +18,7 @@ _SEPARATOR = re.compile(r"^(?:_ ){10,}|^_{10,}")
 _E_LINE = re.compile(r"^E\s{1,12}(.*)$")
 # A bare exception line of a native traceback: "pkg.mod.SomeError: text" at column 0.
 _EXC_LINE = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Timeout|Expired|Failure|"
-                       r"Interrupt|Conflict|NotFound|Found|Refused|Denied|Full|Warning)|Failed|"
+                       r"Interrupt|Conflict|NotFound|Found|Refused|Denied|Full|Warning|Abort)|Failed|"
                        r"(?:[a-z_]\w*\.)*(?:gaierror|herror|timeout))(?::\s?(?P<msg>.*))?$")
 
 _LIBRARY_MARKERS = ("site-packages", "dist-packages", "/lib/python3", "<frozen", "/usr/lib/", "/.pyenv/",

@@ -39,3 +39,17 @@ def hetzner(machines: SshdMachines) -> Iterator[HetznerSim]:
     sim.stop()
 
 
+
+
+@pytest.fixture
+def run_logs_at_info() -> Iterator[None]:
+    """The session keeps Prefect at WARNING (tests/conftest.py); these tests read the runs' INFO lines back."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
