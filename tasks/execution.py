@@ -58,7 +58,7 @@ def run_node(suite_path: str, node: str, app: str, shard: int, tests: list[str],
         empty = ShardResult(app=app, shard=shard, tests=tests)
         return Cancelled(message=cancel, data=empty) if cancel else skipped(skip or "no environment", empty)
     result = run_shard.fn(suite_path, app, shard, tests, env)
-    failed = sum(1 for r in result.results if r.failed)
+    failed = len(result.failures)
     if not result.ok:
         return Failed(message=f"{failed} of {len(result.results)} test(s) failed", data=result)
     return result

@@ -105,5 +105,6 @@ def publish_report(*, suite_name: str, selection: Selection, shards: list[ShardR
               "shards": [s.model_dump(exclude={"results"}) for s in shards], **(extra or {})}
     write_report_json(out / "report.json", report)
     write_selection_json(selection, out / "selection.json")
-    return {"results_dir": str(out), "tests": len(rows),
-            "failed": sum(1 for r in rows if r["outcome"] in ("failed", "error"))}
+    failed = sum(len(s.failures) for s in shards)
+    flaky = sum(1 for s in shards for r in s.results if s.rescued(r))
+    return {"results_dir": str(out), "tests": len(rows), "failed": failed, "flaky": flaky}

@@ -50,9 +50,18 @@ class ShardResult(BaseModel):
     dirty: bool = Field(False, description="The environment can no longer be trusted (abort pattern, lost "
                                            "connection): it is reset before anyone uses it again.")
 
+    def rescued(self, result: TestResult) -> bool:
+        """A failed test that passed on an automatic re-run: flaky, and it does not fail the run."""
+        return result.failed and "passed" in self.reruns.get(result.node_id, [])
+
+    @property
+    def failures(self) -> list[TestResult]:
+        """Failed results not rescued by a re-run."""
+        return [r for r in self.results if r.failed and not self.rescued(r)]
+
     @property
     def ok(self) -> bool:
-        return not any(r.failed for r in self.results) and not self.timed_out and not self.aborted
+        return not self.failures and not self.timed_out and not self.aborted
 
     def __repr__(self) -> str:  # Prefect logs failed states with their data; keep that to one line
         failed = sum(1 for r in self.results if r.failed)
