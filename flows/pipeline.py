@@ -19,7 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.scenario import run_scenarios, scenario_pools
 from tasks.common import suite_at
 from tasks.environments import cleanup_hook, provision, release_all, teardown
-from tasks.execution import run_node
+from tasks.execution import lost_shard, run_node
 from tasks.failures import analyse_failures
 from tasks.graph import graph_mermaid, plan_nodes
 from tasks.locks import pool_locks
@@ -105,6 +105,9 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                                   _state_of, max_parallel=max_parallel, fail_fast=fail_fast)
                 states, reasons = outcome.states, outcome.reasons
                 shards = [s for f in outcome.handles.values() if (s := _shard(f)) is not None]
+                shards += [lost_shard(plan[n].app, plan[n].shard, plan[n].tests, reasons.get(n, state))
+                           for n, state in states.items() if state in ("Failed", "Crashed")
+                           and _shard(outcome.handles[n]) is None]  # a node that died still reports its tests
                 dirty = {s.environment for s in shards if s.dirty}
                 envs = [e.model_copy(update={"dirty": True}) if e.id in dirty else e for e in envs]
                 if wanted:

@@ -19,6 +19,7 @@ from prefect.states import Cancelled, Failed, State
 from tasks.common import TASK_DEFAULTS, suite_at
 from tasks.environments import connection
 from testpilot.environments.base import Environment
+from testpilot.errors import InfrastructureError
 from testpilot.execution.command import build_argv
 from testpilot.execution.junit import parse_junit
 from testpilot.execution.local import CommandResult
@@ -57,7 +58,14 @@ def run_node(suite_path: str, node: str, app: str, shard: int, tests: list[str],
     if skip or cancel or env is None:
         empty = ShardResult(app=app, shard=shard, tests=tests)
         return Cancelled(message=cancel, data=empty) if cancel else skipped(skip or "no environment", empty)
-    result = run_shard.fn(suite_path, app, shard, tests, env)
+    try:
+        result = run_shard.fn(suite_path, app, shard, tests, env)
+    except Exception as exc:  # noqa: BLE001 - a node that crashed still reports every test it owed
+        get_run_logger().error("%s[%d] could not run on %s: %s", app, shard, env.host, exc)
+        outcome = CommandResult(aborted=f"{type(exc).__name__}: {getattr(exc, 'message', str(exc))}")
+        result = shard_result(app=app, shard=shard, tests=tests, results=[], outcome=outcome,
+                              environment=env.id, host=env.host)
+        result.dirty = isinstance(exc, InfrastructureError)
     failed = len(result.failures)
     if not result.ok:
         return Failed(message=f"{failed} of {len(result.results)} test(s) failed", data=result)
@@ -124,6 +132,12 @@ def run_shard(suite_path: str, app: str, shard: int, tests: list[str], env: Envi
     if result.dirty:
         logger.error("environment %s on %s is marked dirty: it is reset before its next use", env.id, env.host)
     return result
+
+
+def lost_shard(app: str, shard: int, tests: list[str], why: str) -> ShardResult:
+    """The results of a node whose task died without a ShardResult: every test it owed, as an error."""
+    outcome = CommandResult(aborted=f"TaskCrashed: {why or 'the node ended without results'}")
+    return shard_result(app=app, shard=shard, tests=tests, results=[], outcome=outcome)
 
 
 def rerun_failures(result: ShardResult, budget: int,

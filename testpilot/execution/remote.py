@@ -182,6 +182,10 @@ class RemoteHost:
             raise
         except paramiko.AuthenticationException as exc:
             client.close()
+            if "transport shut down" in str(exc) or "saw EOF" in str(exc):  # the link died mid-login
+                raise InfrastructureError(f"connection to {self.where} dropped while logging in: {exc}",
+                                          host=self.host, phase="connect", dirty=True,
+                                          hint="check that the host is up and sshd accepts connections") from exc
             raise ConfigError(f"SSH login as {self.where} was refused: {exc}", field="credentials",
                               hint="check the user and the key or password of this machine") from exc
         except (OSError, EOFError, paramiko.SSHException) as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from testpilot.environments.base import Environment
-from testpilot.errors import InfrastructureError
+from testpilot.errors import InfrastructureError, TestpilotError
 from testpilot.execution.local import CommandResult, LineSink, run_local
 from testpilot.execution.monitor import Event, StreamMonitor
 from testpilot.execution.remote import RemoteHost
@@ -79,8 +79,8 @@ class RemoteRunner:
         try:
             result = self.remote.run(argv, cwd=cwd, env=env, timeout=timeout, on_line=self.on_line,
                                      on_event=self.on_event, monitor=self.monitor, phase="test")
-        except InfrastructureError as exc:
-            self.dirty = True
+        except TestpilotError as exc:  # a lost connection (dirty), or a login refused on reconnect
+            self.dirty = self.dirty or isinstance(exc, InfrastructureError)
             return CommandResult(exit_code=None, aborted=f"{type(exc).__name__}: {exc.message}",
                                  tail=[f"{type(exc).__name__}: {exc.message}"])
         self.dirty = self.dirty or result.dirty
