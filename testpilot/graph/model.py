@@ -48,15 +48,15 @@ class Graph:
         self.name = name
         self._nodes: dict[str, Node] = {}
         self._g: nx.DiGraph = nx.DiGraph()
-        # Insertion numbering, kept in sync: id -> number, number -> id, successors and in-degree.
+        # Insertion numbering (the order of ``_nodes``), kept in sync: id -> number, and by number the
+        # direct dependents' numbers and the in-degree.
         self._ix: dict[str, int] = {}
-        self._ids: list[str] = []
         self._out: list[list[int]] = []
         self._indeg: list[int] = []
-        # Cached until the next change: layers, id -> topological position, position -> id, and
-        # position -> positions of the node's direct dependents.
+        # Cached until the next change: layers, insertion number -> topological position, position
+        # -> id, and position -> positions of the node's direct dependents.
         self._layers: list[list[str]] | None = None
-        self._pos: dict[str, int] | None = None
+        self._rank: list[int] = []
         self._order: list[str] = []
         self._adj: list[tuple[int, ...]] = []
 
@@ -83,17 +83,20 @@ class Graph:
     def add_nodes(self, nodes: Iterable[Node]) -> None:
         """Bulk add; replaces nodes with the same id."""
         with _gc_paused():
-            ix = self._ix
+            known, ix = self._nodes, self._ix
+            before = len(ix)
             for node in nodes:
-                self._nodes[node.id] = node
-                if node.id not in ix:
-                    self._number(node.id)
-            self._g.add_nodes_from(self._nodes)
+                id = node.id
+                known[id] = node
+                if id not in ix:
+                    ix[id] = len(ix)
+            self._out.extend([] for _ in range(len(ix) - before))
+            self._indeg.extend([0] * (len(ix) - before))
+            self._g.add_nodes_from(known)
         self._invalidate()
 
     def _number(self, id: str) -> None:
-        self._ix[id] = len(self._ids)
-        self._ids.append(id)
+        self._ix[id] = len(self._ix)
         self._out.append([])
         self._indeg.append(0)
 
@@ -199,7 +202,7 @@ class Graph:
 
     def _invalidate(self) -> None:
         self._layers = None
-        self._pos = None
+        self._rank = []
         self._order = []
         self._adj = []
 
@@ -304,9 +307,7 @@ class Graph:
         in that order, so once every later position is reached the walk stops: the last level of a
         change under the whole graph would only find nodes already seen."""
         self.layers()
-        pos = self._pos
-        assert pos is not None
-        first = pos[start]
+        first = self._rank[self._ix[start]]
         adj = self._adj.__getitem__
         order = self._order
         everything = len(order) - first
@@ -375,12 +376,11 @@ class Graph:
             path = [u for u, _ in cycle_edges]
             needs = [*reversed(path), path[-1]]
             raise GraphCycleError(needs, self._links_along([*path, path[0]]))
-        ids = self._ids.__getitem__
+        ids = list(self._nodes).__getitem__
         self._layers = [list(map(ids, layer)) for layer in layers]
         numbers = [i for layer in layers for i in layer]
         self._order = list(map(ids, numbers))
-        self._pos = {n: p for p, n in enumerate(self._order)}
-        rank = [0] * len(numbers)
+        self._rank = rank = [0] * len(numbers)
         for p, i in enumerate(numbers):
             rank[i] = p
         at = rank.__getitem__
@@ -393,12 +393,11 @@ class Graph:
 
     def _ordered(self, ids: set[str]) -> list[str]:
         self.layers()
-        pos = self._pos
-        assert pos is not None
-        if len(ids) * 8 > len(pos):
+        if len(ids) * 8 > len(self._order):
             # Large answers: one pass over the cached order beats sorting by key.
-            return [n for n in pos if n in ids]
-        return sorted(ids, key=pos.__getitem__)
+            return [n for n in self._order if n in ids]
+        rank, ix = self._rank, self._ix
+        return sorted(ids, key=lambda n: rank[ix[n]])
 
     def stats(self) -> dict[str, Any]:
         """Counts by kind, status and link type, plus roots, leaves and depth (number of layers)."""
