@@ -22,6 +22,7 @@ import json
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from itertools import filterfalse
 from typing import Any
 
 import networkx as nx
@@ -304,23 +305,39 @@ class Graph:
         A level-by-level BFS over topological positions, where ``set.union`` over the position
         tuples does the inner loop in C; positions are small ints, so the sets' slots follow the ints
         and ``sorted`` puts the answer in execution order. Everything reachable comes after ``start``
-        in that order, so once every later position is reached the walk stops: the last level of a
-        change under the whole graph would only find nodes already seen."""
+        in that order. So the walk stops once every later node is reached, and when the next level
+        would expand many more nodes than are still unreached, it finishes bottom-up instead
+        (direction-optimizing BFS): the last level of a change under nearly the whole graph follows
+        every link out of ~100k nodes only to find nodes already seen."""
         self.layers()
         first = self._rank[self._ix[start]]
         adj = self._adj.__getitem__
         order = self._order
-        everything = len(order) - first
+        later = len(order) - first  # start and every node after it: the most the walk can reach
         seen = {first}
         frontier = {first}
-        while frontier and len(seen) < everything:
+        while frontier and len(seen) < later:
+            # Costs measured per node: ~300 ns to expand a frontier node, ~30 ns to skip a reached
+            # position and ~500 ns to check an unreached one bottom-up.
+            if len(frontier) * 10 > later + (later - len(seen)) * 20:
+                self._reach_bottom_up(first, seen)
+                break
             level = set().union(*map(adj, frontier))
             level -= seen
             seen |= level
             frontier = level
-        if len(seen) == everything:
+        if len(seen) == later:
             return order[first:]
         return list(map(order.__getitem__, sorted(seen)))
+
+    def _reach_bottom_up(self, first: int, seen: set[int]) -> None:
+        """Add to ``seen`` every position after ``first`` that has a prerequisite in ``seen``, in one
+        pass in execution order: a node's prerequisites all come before it, so by the time it is
+        checked, each of them is settled."""
+        rank, ix, order, pred = self._rank, self._ix, self._order, self._g._pred
+        for p in list(filterfalse(seen.__contains__, range(first + 1, len(order)))):
+            if any(rank[ix[q]] in seen for q in pred[order[p]]):
+                seen.add(p)
 
     def _path(self, start: str, goal: str) -> list[str] | None:
         """A path start ~> goal in execution direction, or None."""

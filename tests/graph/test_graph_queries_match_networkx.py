@@ -98,3 +98,23 @@ def test_change_under_everything_and_the_nodes_it_cannot_reach() -> None:
     assert "other" not in g.impact("base") and "app4#0" in g.impact("base")
     assert g.impact("other") == ["other", "app4#0"]
     assert g.impact("app4#0") == ["app4#0"] and g.dependents("app4#0", transitive=True) == []
+
+
+def test_wide_change_finishes_bottom_up_with_the_same_answer() -> None:
+    # 100 apps on one template make a wide first level and leave few nodes unreached, so the walk
+    # finishes by checking the unreached nodes' prerequisites: a chain behind one app (b, then c,
+    # each reached only through the one before), a node that also needs an unrelated root, and two
+    # nodes "base" cannot reach.
+    g = Graph()
+    g.add_node("base", NodeKind.ENVIRONMENT)
+    g.add_nodes(Node(f"app{i}", NodeKind.APP) for i in range(100))
+    g.add_links(Link(f"app{i}", "base", LinkType.RUNS_ON) for i in range(100))
+    g.add_node("other", NodeKind.ENVIRONMENT)
+    for id, needs in [("b", ["app0"]), ("c", ["b"]), ("mixed", ["other", "c"]), ("only_other", ["other"])]:
+        g.add_node(id, NodeKind.SHARD)
+        for need in needs:
+            g.add_link(id, "depends_on", need)
+    ref = nx.DiGraph((link.prerequisite, link.dependent) for link in g.links())
+    _reference_answers(g, ref, ["base", "app0", "other", "b"])
+    assert g.impact("base")[-3:] == ["b", "c", "mixed"]
+    assert g.impact("base", kinds=["shard"]) == ["b", "c", "mixed"]
