@@ -326,6 +326,8 @@ class Graph:
             level -= seen
             seen |= level
             frontier = level
+        if len(seen) == later:
+            return self._order[first:]
         if (later - len(seen)) * 8 < len(seen):
             return self._answer(first, self._unreached(first, seen))
         return list(map(self._order.__getitem__, sorted(seen)))
