@@ -78,8 +78,9 @@ def mutants_of(path: Path, rel: str) -> list[Mutant]:
         if node.end_lineno != line:  # type: ignore[attr-defined]
             return
         src = lines[line - 1]
+        raw = src.encode()  # ast column offsets count UTF-8 bytes, not characters
         start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
-        new = src[:start] + ast.unparse(replacement) + src[end:]
+        new = raw[:start].decode() + ast.unparse(replacement) + raw[end:].decode()
         if new != src:
             found.append(Mutant(rel, line, kind, src, new))
 
