@@ -7,9 +7,11 @@ whose failing tests were all selected) and mean reduction (the share of tests no
 
     uv run python bench/selection_safety.py --mutants 40
     uv run python bench/selection_safety.py --mutants 10 --seed 3 --source testpilot/selection
+    uv run python bench/selection_safety.py --projects examples --mutants 60 --seed 2
 
 Projects: this repository (``testpilot/`` mutated, ``tests/`` run) and, when present, each app of an
-``examples/**/testpilot.yaml`` suite (its app's source mutated, its tests run with pytest).
+``examples/**/testpilot.yaml`` suite (its app's source mutated, its tests run with pytest);
+``--projects repo`` or ``--projects examples`` checks only one of them.
 """
 
 from __future__ import annotations
@@ -76,8 +78,9 @@ def mutants_of(path: Path, rel: str) -> list[Mutant]:
         if node.end_lineno != line:  # type: ignore[attr-defined]
             return
         src = lines[line - 1]
+        raw = src.encode()  # ast column offsets count UTF-8 bytes, not characters
         start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
-        new = src[:start] + ast.unparse(replacement) + src[end:]
+        new = raw[:start].decode() + ast.unparse(replacement) + raw[end:].decode()
         if new != src:
             found.append(Mutant(rel, line, kind, src, new))
 
@@ -160,16 +163,20 @@ def _is_source(rel: Path) -> bool:
                 or "tests" in rel.parts or ".venv" in rel.parts)
 
 
-def projects_in(clone: Path, source_filter: str, name: str) -> list[Project]:
-    """The repository itself (zero-config) and every app of an ``examples/**/testpilot.yaml`` suite."""
+def projects_in(clone: Path, source_filter: str, name: str, which: str = "all") -> list[Project]:
+    """The repository itself (zero-config) and every app of an ``examples/**/testpilot.yaml`` suite;
+    ``which`` is ``all``, ``repo`` or ``examples``."""
     out = []
     root_sources = sorted(p.relative_to(clone).as_posix() for p in clone.rglob("*.py")
                           if p.relative_to(clone).as_posix().startswith(source_filter)
                           and _is_source(p.relative_to(clone)))
-    if root_sources:
+    if root_sources and which in ("all", "repo"):
         out.append(Project(name, {"default": ""}, root_sources))
     examples = clone / "examples"
-    for suite_file in sorted(examples.glob("**/testpilot.yaml")) if examples.is_dir() else []:
+    suites = sorted(examples.glob("**/testpilot.yaml")) if examples.is_dir() and which != "repo" else []
+    if which == "examples" and not suites:
+        raise SystemExit(f"no examples/**/testpilot.yaml in {clone.name}'s HEAD")
+    for suite_file in suites:
         suite = load_suite(suite_file, check_paths=False)
         apps = {name: suite.app_dir(name).relative_to(clone.resolve()).as_posix() for name in suite.apps}
         sources = sorted(p.relative_to(clone).as_posix() for folder in apps.values()
@@ -186,6 +193,8 @@ def main() -> None:
     parser.add_argument("--source", default="testpilot/", help="only mutate repository files under this prefix")
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1],
                         help="git repository to check (default: this one); its HEAD is cloned")
+    parser.add_argument("--projects", choices=("all", "repo", "examples"), default="all",
+                        help="check the repository's own tests, the examples/ suite's apps, or both")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per full test run")
     parser.add_argument("--no-coverage", dest="coverage", action="store_false",
                         help="skip the coverage-map variant (one extra full run under coverage)")
@@ -200,7 +209,7 @@ def main() -> None:
         base = git(clone, "rev-parse", "HEAD").strip()
         cache = work / "cache"
         results = []
-        for project in projects_in(clone, args.source, here.name):
+        for project in projects_in(clone, args.source, here.name, args.projects):
             project.all_tests = collect(clone, project)
             baseline, _ = run_tests(clone, project, args.timeout)
             cov = coverage_maps(clone, project, work, base, args.timeout) if args.coverage else None
