@@ -104,10 +104,14 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                 outcome = run_dag({n.node: n.deps for n in nodes}, start, lambda fs: next(as_completed(fs)),
                                   _state_of, max_parallel=max_parallel, fail_fast=fail_fast)
                 states, reasons = outcome.states, outcome.reasons
-                shards = [s for f in outcome.handles.values() if (s := _shard(f)) is not None]
-                shards += [lost_shard(plan[n].app, plan[n].shard, plan[n].tests, reasons.get(n, state))
-                           for n, state in states.items() if state in ("Failed", "Crashed")
-                           and _shard(outcome.handles[n]) is None]  # a node that died still reports its tests
+                for node, future in outcome.handles.items():
+                    shard = _shard(future)
+                    if shard is None and states[node] in ("Failed", "Crashed"):  # died: still report its tests
+                        n = plan[node]
+                        why = reasons.get(node) or "the node ended without results"
+                        shard = lost_shard(n.app, n.shard, n.tests, f"TaskCrashed: {why}")
+                    if shard is not None:
+                        shards.append(shard)
                 dirty = {s.environment for s in shards if s.dirty}
                 envs = [e.model_copy(update={"dirty": True}) if e.id in dirty else e for e in envs]
                 if wanted:

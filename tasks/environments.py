@@ -12,7 +12,6 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any
 
 from prefect import get_run_logger, task
 
@@ -56,29 +55,16 @@ def _build(pool: str, config: EnvironmentConfig) -> Provider:
     inner = provider_from_blocks(config.provider, spec, pool=pool, pool_size=config.pool_size)
     if hasattr(inner, "stage_apps"):
         inner.stage_apps = False  # the StagedProvider uploads and installs, the same way for every provider
-    return StagedProvider(inner, connect=_connector(inner), install=install, postgres_url=settings.postgres_url,
+    return StagedProvider(inner, install=install, postgres_url=settings.postgres_url,
                           mysql_url=settings.mysql_url, scratch=settings.home / "remote-sqlite")
-
-
-def _connector(inner: Any) -> Any:
-    """SSH machines know their own secrets (from their Blocks); VMs use the pool's key file."""
-    remote = getattr(inner, "remote", None)
-    if callable(remote):
-        return remote
-
-    def connect(env: Environment) -> RemoteHost:
-        if env.ssh is None:
-            raise ConfigError(f"environment {env.id} has no SSH access", field="transport")
-        return RemoteHost.from_access(env.ssh)
-
-    return connect
 
 
 def connection(suite_path: str, env: Environment) -> RemoteHost:
     """A RemoteHost for an environment a remote pool handed out."""
     provider = get_provider(env.pool, suite_at(suite_path).environments[env.pool])
-    connect = getattr(provider, "connect", None) or _connector(provider)
-    return connect(env)
+    if not isinstance(provider, StagedProvider):
+        raise ConfigError(f"environment {env.id} of pool {env.pool!r} is not remote", field="transport")
+    return provider.connect(env)
 
 
 def _request(suite_path: str, pool: str, apps: list[str], run_id: str, slot: int) -> AcquireRequest:

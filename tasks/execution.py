@@ -25,7 +25,7 @@ from testpilot.execution.junit import parse_junit
 from testpilot.execution.local import CommandResult
 from testpilot.execution.monitor import Event, StreamMonitor
 from testpilot.execution.outcome import shard_result
-from testpilot.execution.runner import LocalRunner, RemoteRunner, Runner, remote_env
+from testpilot.execution.runner import LocalRunner, RemoteRunner, Runner, command_variables, remote_env
 from testpilot.results import Outcome, ShardResult, TestResult
 from testpilot.settings import get_settings
 
@@ -33,17 +33,9 @@ _PASS_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER")
 
 
 def command_env(env: Environment, app: str, extra: dict[str, str]) -> dict[str, str]:
-    """The test command's environment: a small allow-list of ours, never the worker's secrets."""
-    base = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ} | _passed()
-    python = env.python.get(app)
-    path = os.environ.get("PATH", "/usr/bin:/bin")
-    if python:
-        path = f"{Path(python).parent}{os.pathsep}{path}"
-    # Unbuffered, so output streams into the log as it happens rather than in 8 KiB blocks.
-    merged = {"PYTHONUNBUFFERED": "1", **base, "PATH": path, **env.env, **extra, "TESTPILOT_APP": app}
-    if "PYTHONPATH" in extra and "PYTHONPATH" in env.env:
-        merged["PYTHONPATH"] = os.pathsep.join((extra["PYTHONPATH"], env.env["PYTHONPATH"]))
-    return merged
+    """The test command's environment here: a small allow-list of ours, never the worker's secrets."""
+    inherited = {k: os.environ[k] for k in _PASS_THROUGH if k in os.environ} | _passed()
+    return command_variables(env, app, extra, inherited=inherited, path=os.environ.get("PATH", "/usr/bin:/bin"))
 
 
 def skipped(reason: str, data: ShardResult) -> State[ShardResult]:
@@ -62,9 +54,7 @@ def run_node(suite_path: str, node: str, app: str, shard: int, tests: list[str],
         result = run_shard.fn(suite_path, app, shard, tests, env)
     except Exception as exc:  # noqa: BLE001 - a node that crashed still reports every test it owed
         get_run_logger().error("%s[%d] could not run on %s: %s", app, shard, env.host, exc)
-        outcome = CommandResult(aborted=f"{type(exc).__name__}: {getattr(exc, 'message', str(exc))}")
-        result = shard_result(app=app, shard=shard, tests=tests, results=[], outcome=outcome,
-                              environment=env.id, host=env.host)
+        result = lost_shard(app, shard, tests, f"{type(exc).__name__}: {getattr(exc, 'message', str(exc))}", env)
         result.dirty = isinstance(exc, InfrastructureError)
     failed = len(result.failures)
     if not result.ok:
@@ -134,10 +124,10 @@ def run_shard(suite_path: str, app: str, shard: int, tests: list[str], env: Envi
     return result
 
 
-def lost_shard(app: str, shard: int, tests: list[str], why: str) -> ShardResult:
-    """The results of a node whose task died without a ShardResult: every test it owed, as an error."""
-    outcome = CommandResult(aborted=f"TaskCrashed: {why or 'the node ended without results'}")
-    return shard_result(app=app, shard=shard, tests=tests, results=[], outcome=outcome)
+def lost_shard(app: str, shard: int, tests: list[str], why: str, env: Environment | None = None) -> ShardResult:
+    """The results of a node that ended without any of its own: every test it owed, as an error saying why."""
+    return shard_result(app=app, shard=shard, tests=tests, results=[], outcome=CommandResult(aborted=why),
+                        environment=env.id if env else "", host=env.host if env else "")
 
 
 def rerun_failures(result: ShardResult, budget: int,
@@ -158,8 +148,6 @@ def rerun_failures(result: ShardResult, budget: int,
             reruns.setdefault(node, []).append(seen.get(node, "error"))
         pending = [n for n in pending if reruns[n][-1] != "passed"]
     return reruns
-
-
 
 
 def _passed() -> dict[str, str]:

@@ -16,6 +16,7 @@ os.environ["TESTPILOT_PASS_ENV"] = "MINISUITE_DELAY,MINISUITE_TIMELINE"
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 collect_ignore = ["fixtures"]  # suites the tests copy and run, not tests of ours
+pytest_plugins = ["tests.sim.sshd_machines"]  # the `machines` fixture, for the simulator tests
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -7,7 +7,7 @@ through SQLAlchemy's identifier preparer, so nothing from config reaches SQL unq
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -99,6 +99,15 @@ def drop_database(url: str) -> None:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
     finally:
         engine.dispose()
+
+
+def drop_databases_quietly(urls: Iterable[str]) -> None:
+    """Drop each of an environment's databases on release; one that fails is left for the reaper's gc."""
+    for url in urls:
+        try:
+            drop_database(url)
+        except Exception:  # noqa: BLE001 - the reaper retries; keep releasing the rest
+            pass
 
 
 def list_databases(server_url: str) -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from testpilot.environments.base import AcquireRequest, Environment, Health, database_variable
-from testpilot.environments.databases import create_database, drop_database
+from testpilot.environments.databases import create_database, drop_databases_quietly
 from testpilot.errors import ProvisioningError
 
 PLUGIN_SOURCE = Path(__file__).resolve().parent.parent / "pytest_plugin.py"
@@ -62,11 +62,7 @@ class LocalProvider:
         return env
 
     def release(self, env: Environment) -> None:
-        for url in env.databases.values():
-            try:
-                drop_database(url)
-            except Exception:  # noqa: BLE001 - the reaper retries; keep releasing the rest
-                pass
+        drop_databases_quietly(env.databases.values())
         shutil.rmtree(env.workdir, ignore_errors=True)
         if env.dirty:  # an abort pattern or a lost run: rebuild its venvs too before anyone reuses the slot
             shutil.rmtree(self.home / "venvs" / env.id, ignore_errors=True)

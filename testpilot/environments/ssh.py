@@ -123,7 +123,7 @@ class SSHMachineProvider:
             raise ProvisioningError(f"SSH machine {machine.name} ({machine.host}) is not healthy: {health.detail}",
                                     host=machine.host, phase="provision", dirty=True,
                                     hint="check the host, or take it out of the pool")
-        workdir = posixpath.join(machine.workdir, f"{_safe(request.run_id)}-{request.slot}")
+        workdir = posixpath.join(machine.workdir, f"{safe_name(request.run_id)}-{request.slot}")
         apps: dict[str, str] = {}
         with self.remote(machine) as remote:
             created = remote.run(["mkdir", "-p", "--", workdir], phase="provision", timeout=self.connect_timeout * 3)
@@ -133,7 +133,7 @@ class SSHMachineProvider:
                                         hint=f"check that {machine.user} may write {machine.workdir}")
             try:
                 for app, source in request.apps.items() if self.stage_apps else ():
-                    target = posixpath.join(workdir, "apps", _safe(app))
+                    target = posixpath.join(workdir, "apps", safe_name(app))
                     remote.upload_dir(source, target)
                     apps[app] = target
             except TestpilotError:
@@ -259,7 +259,8 @@ class SSHMachineProvider:
             self.on_new_host_key(machine.name, key)
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
+    """A path component made of ``[A-Za-z0-9._-]`` only, from a run id, an app or an environment name."""
     return _UNSAFE.sub("_", text).strip("._-")[:80] or "run"
 
 

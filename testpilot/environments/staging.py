@@ -18,7 +18,6 @@ the provider resets it before anyone gets it again, and removes the databases it
 from __future__ import annotations
 
 import posixpath
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,12 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import make_url
 
 from testpilot.environments.base import AcquireRequest, Environment, Health, Provider, database_variable
-from testpilot.environments.databases import create_database, drop_database
-from testpilot.errors import ProvisioningError
+from testpilot.environments.databases import create_database, drop_databases_quietly
+from testpilot.environments.ssh import safe_name
+from testpilot.errors import ConfigError, ProvisioningError
 from testpilot.execution.remote import OnLine, RemoteHost
 
 PLUGIN_SOURCE = Path(__file__).resolve().parent.parent / "pytest_plugin.py"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class InstallSettings(BaseModel):
@@ -51,19 +50,30 @@ class InstallSettings(BaseModel):
 Connect = Callable[[Environment], RemoteHost]
 
 
-def _safe(text: str) -> str:
-    return _UNSAFE.sub("_", text).strip("._-")[:60] or "x"
+def default_connect(inner: Provider) -> Connect:
+    """SSH machines know their own secrets (from their Blocks); VMs and servers use the pool's key file."""
+    remote = getattr(inner, "remote", None)
+    if callable(remote):
+        return remote
+
+    def connect(env: Environment) -> RemoteHost:
+        if env.ssh is None:
+            raise ConfigError(f"environment {env.id} has no SSH access", field="transport",
+                              hint="only remote providers can be staged")
+        return RemoteHost.from_access(env.ssh)
+
+    return connect
 
 
 class StagedProvider:
     """A remote provider whose environments come with the apps installed (see the module docstring)."""
 
-    def __init__(self, inner: Provider, *, connect: Connect, install: InstallSettings | None = None,
+    def __init__(self, inner: Provider, *, connect: Connect | None = None, install: InstallSettings | None = None,
                  postgres_url: str | None = None, mysql_url: str | None = None, scratch: Path | None = None,
                  on_line: OnLine | None = None) -> None:
         self.inner = inner
         self.name = inner.name
-        self.connect = connect
+        self.connect = connect or default_connect(inner)
         self.install = install or InstallSettings()
         self.postgres_url, self.mysql_url = postgres_url, mysql_url
         self.scratch = scratch or Path.home() / ".cache" / "testpilot" / "remote-sqlite"
@@ -120,7 +130,7 @@ class StagedProvider:
                     remote.upload_dir(source, target)
                     env.python[app] = self._venv(remote, env, app, target, request.requirements.get(app), source,
                                                  sink)
-            local_dir = self.scratch / f"{_safe(env.id)}-{_safe(request.run_id)}"
+            local_dir = self.scratch / f"{safe_name(env.id)}-{safe_name(request.run_id)}"
             for name, service in request.config.services.items():
                 local_dir.mkdir(parents=True, exist_ok=True)
                 env.databases[name] = create_database(
@@ -170,7 +180,7 @@ class StagedProvider:
 
     def _venv(self, remote: RemoteHost, env: Environment, app: str, target: str, requirements: str | None,
               source: str, on_line: OnLine | None) -> str:
-        venv = posixpath.join(env.workdir, ".venvs", _safe(app))
+        venv = posixpath.join(env.workdir, ".venvs", safe_name(app))
         python = posixpath.join(venv, "bin", "python")
         remote_req = None
         if requirements:
@@ -191,13 +201,9 @@ class StagedProvider:
         return python
 
     def _drop_databases(self, env: Environment) -> None:
-        for url in env.databases.values():
-            try:
-                drop_database(url)
-            except Exception:  # noqa: BLE001 - the reaper's database gc retries; keep releasing the rest
-                pass
+        drop_databases_quietly(env.databases.values())
         if env.databases:
-            shutil.rmtree(self.scratch / f"{_safe(env.id)}-{_safe(env.labels.get('testpilot-run', ''))}", ignore_errors=True)
+            shutil.rmtree(self.scratch / f"{safe_name(env.id)}-{safe_name(env.labels.get('testpilot-run', ''))}", ignore_errors=True)
 
 
 def _as_provided(env: Environment) -> Environment:

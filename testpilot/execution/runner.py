@@ -101,12 +101,21 @@ class RemoteRunner:
         self.remote.close()
 
 
-def remote_env(env: Environment, app: str, extra: Mapping[str, str], passed: Mapping[str, str]) -> dict[str, str]:
-    """The test command's variables on a remote host: the app's venv first on PATH, nothing of the worker's
-    but the names the operator passes on purpose (``TESTPILOT_PASS_ENV``)."""
+def command_variables(env: Environment, app: str, extra: Mapping[str, str], *, inherited: Mapping[str, str],
+                      path: str) -> dict[str, str]:
+    """A test command's variables, local or remote: ``inherited`` (an allow-list, never the worker's secrets),
+    the app's venv first on ``path``, the environment's and the app's own variables. Unbuffered, so
+    output streams into the log as it happens rather than in 8 KiB blocks."""
     python = env.python.get(app)
-    path = f"{posixpath.dirname(python)}{os.pathsep}{REMOTE_PATH}" if python else REMOTE_PATH
-    merged = {"PYTHONUNBUFFERED": "1", **passed, "PATH": path, **env.env, **extra, "TESTPILOT_APP": app}
+    if python:
+        path = f"{posixpath.dirname(python)}{os.pathsep}{path}"
+    merged = {"PYTHONUNBUFFERED": "1", **inherited, "PATH": path, **env.env, **extra, "TESTPILOT_APP": app}
     if "PYTHONPATH" in extra and "PYTHONPATH" in env.env:
         merged["PYTHONPATH"] = os.pathsep.join((extra["PYTHONPATH"], env.env["PYTHONPATH"]))
     return merged
+
+
+def remote_env(env: Environment, app: str, extra: Mapping[str, str], passed: Mapping[str, str]) -> dict[str, str]:
+    """On a remote host nothing of the worker's is inherited but what the operator passes on purpose
+    (``TESTPILOT_PASS_ENV``), and PATH is the host's standard one."""
+    return command_variables(env, app, extra, inherited=passed, path=REMOTE_PATH)

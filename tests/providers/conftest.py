@@ -16,7 +16,7 @@ from testpilot.environments.hetzner import HetznerProvider, HetznerSettings
 from testpilot.environments.proxmox import ProxmoxProvider, ProxmoxSettings
 from tests.sim.hetzner import HetznerSim
 from tests.sim.proxmox import ProxmoxSim
-from tests.sim.sshd import KeyPair, generate_keypair, require_sshd
+from tests.sim.sshd import KeyPair, generate_keypair
 from tests.sim.sshd_machines import SshdMachines
 
 NO_WAIT = Backoff(0.0, 1.0, 0.0)
@@ -40,14 +40,6 @@ class FakeTime:
 @pytest.fixture
 def fake_time() -> FakeTime:
     return FakeTime()
-
-
-@pytest.fixture
-def machines() -> Iterator[SshdMachines]:
-    require_sshd()
-    factory = SshdMachines()
-    yield factory
-    factory.close()
 
 
 @pytest.fixture

@@ -13,14 +13,6 @@ from tests.sim.sshd_machines import SshdMachines
 
 
 @pytest.fixture
-def machines() -> Iterator[SshdMachines]:
-    require_sshd()
-    factory = SshdMachines()
-    yield factory
-    factory.close()
-
-
-@pytest.fixture
 def key() -> KeyPair:
     return generate_keypair("testpilot-worker")
 

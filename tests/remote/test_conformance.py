@@ -23,7 +23,6 @@ from testpilot.environments.local import LocalProvider
 from testpilot.environments.proxmox import ProxmoxProvider, ProxmoxSettings
 from testpilot.environments.ssh import SSHMachine, SSHMachineProvider
 from testpilot.environments.staging import StagedProvider
-from testpilot.execution.remote import RemoteHost
 from tests.conftest import FIXTURES
 from tests.sim.hetzner import HetznerSim
 from tests.sim.proxmox import ProxmoxSim
@@ -42,8 +41,7 @@ def _request(kind: str, run_id: str) -> AcquireRequest:
 
 
 def _staged(inner: Provider, tmp_path: Path) -> StagedProvider:
-    connect = getattr(inner, "remote", None) or (lambda env: RemoteHost.from_access(env.ssh))
-    return StagedProvider(inner, connect=connect, install=install_settings(), scratch=tmp_path / "scratch")
+    return StagedProvider(inner, install=install_settings(), scratch=tmp_path / "scratch")
 
 
 @pytest.fixture(params=["local", "ssh", "proxmox", "hetzner"])

@@ -28,7 +28,7 @@ def _staged(vm: SimulatedVM, key: KeyPair, install: InstallSettings, scratch: Pa
     machine = SSHMachine(name=vm.name, host=vm.address, port=vm.port, user=vm.user, host_key=vm.host_key,
                          private_key=key.private_openssh)
     inner = SSHMachineProvider([machine], poll_interval=0, stage_apps=False)
-    return StagedProvider(inner, connect=inner.remote, install=install, scratch=scratch)
+    return StagedProvider(inner, install=install, scratch=scratch)
 
 
 def _request(services: dict[str, ServiceConfig] | None = None) -> AcquireRequest:

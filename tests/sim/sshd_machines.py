@@ -12,8 +12,11 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.sim.machines import public_line
 from tests.sim.sshd import SimulatedVM, require_sshd, sshd_missing_reason
@@ -138,3 +141,12 @@ class SshdMachines:
 
 
 __all__ = ["SshdMachines", "SshdMachine", "require_sshd"]
+
+
+@pytest.fixture
+def machines() -> Iterator[SshdMachines]:
+    """A factory of sshd-backed VMs for a simulator; every VM it made is stopped afterwards."""
+    require_sshd()
+    factory = SshdMachines()
+    yield factory
+    factory.close()
