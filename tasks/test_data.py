@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from tasks.common import TASK_DEFAULTS, suite_at
 from testpilot.environments.base import Environment, database_variable
+from testpilot.environments.staging import local_sqlite, publish_sqlite
 from testpilot.suite import Suite
 from testpilot.testdata import GeneratedData, dataset_identity, drop_run_data, generate, load, namespace_url
 
@@ -60,9 +61,8 @@ def seed_data(suite_path: str, env: Environment, apps: list[str], run_id: str) -
             if rows:
                 lines += [f"Sample of `{table}`:", "", "```json", *[str(r) for r in rows], "```", ""]
     create_markdown_artifact("\n".join(lines), key="testpilot-data", description="Seeded datasets and samples")
-    if env.transport == "ssh":  # SQLite is seeded here on the worker, then copied to the host
+    if env.transport == "ssh" and local_sqlite(env):  # SQLite is seeded here on the worker, then copied
         from tasks.environments import connection
-        from testpilot.environments.staging import publish_sqlite
 
         with connection(suite_path, env) as remote:
             env = publish_sqlite(env, remote)

@@ -212,17 +212,25 @@ def _as_provided(env: Environment) -> Environment:
     return env.model_copy(update={"workdir": provided}) if provided else env
 
 
+def local_sqlite(env: Environment) -> dict[str, Path]:
+    """The app variables that still point at a SQLite file on the worker, and those files."""
+    target = posixpath.join(env.workdir, ".testpilot", "db")
+    found = {}
+    for name, value in env.env.items():
+        if (name.startswith("TESTPILOT_DB_") or name == "DATABASE_URL") and value.startswith("sqlite") \
+                and not value.startswith(f"sqlite:///{target}"):
+            local = Path(make_url(value).database or "")
+            if local.is_file():
+                found[name] = local
+    return found
+
+
 def publish_sqlite(env: Environment, remote: RemoteHost) -> Environment:
     """Upload the run's seeded SQLite files to the host and point the app's variables at the copies."""
     env = env.model_copy(deep=True)
     target = posixpath.join(env.workdir, ".testpilot", "db")
-    for name, value in list(env.env.items()):
-        if not (name.startswith("TESTPILOT_DB_") or name == "DATABASE_URL") or not value.startswith("sqlite"):
-            continue
-        url = make_url(value)
-        local = Path(url.database or "")
-        if not local.is_file() or value.startswith(f"sqlite:///{target}"):
-            continue
+    for name, local in local_sqlite(env).items():
         remote.upload_file(local, posixpath.join(target, local.name))
-        env.env[name] = url.set(database=posixpath.join(target, local.name)).render_as_string(hide_password=False)
+        url = make_url(env.env[name]).set(database=posixpath.join(target, local.name))
+        env.env[name] = url.render_as_string(hide_password=False)
     return env
