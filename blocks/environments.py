@@ -324,14 +324,24 @@ KINDS: dict[str, type[Block]] = {"proxmox": ProxmoxCluster, "hetzner": HetznerPr
 def reap_targets() -> list[ReapTarget]:
     """Every ProxmoxCluster/HetznerProject block, plus blocks cloud pools name (missing ones included)."""
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
     found: dict[tuple[str, str], list[str]] = {}
     with get_client(sync_client=True) as client:
+
+        def documents(kind: type[Block]) -> list[Any]:
+            try:
+                return list(client.read_block_documents_by_type(kind.get_block_type_slug(), include_secrets=False))
+            except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+                if isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code != 404:
+                    raise
+                return []  # the block type was never registered on this server: no such blocks
+
         for provider, kind in KINDS.items():
-            for doc in client.read_block_documents_by_type(kind.get_block_type_slug(), include_secrets=False):
+            for doc in documents(kind):
                 if doc.name and not doc.is_anonymous:
                     found.setdefault((provider, doc.name), [])
-        pools = client.read_block_documents_by_type(EnvironmentPool.get_block_type_slug(), include_secrets=False)
+        pools = documents(EnvironmentPool)
     for doc in pools:
         wanted, target = doc.data.get("provider"), doc.data.get("target")
         if isinstance(wanted, str) and wanted in KINDS and isinstance(target, str) and target and doc.name:

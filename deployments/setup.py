@@ -1,9 +1,16 @@
 """Create the process work pool and register Testpilot's blocks. Safe to run any number of times.
 
-    uv run python -m deployments.setup [--pool testpilot-process]
+    .venv/bin/python -m deployments.setup [--pool testpilot-process] [--limit N]
+
+The work pool is created with a concurrency limit of ``--limit`` runs at once across all its workers
+(``TESTPILOT_WORK_POOL_LIMIT``, default 8; 0 means no limit). An existing pool keeps its limit unless
+``--limit`` or the variable is given. Each worker's own share is ``prefect worker start --limit N``.
 
 Every block type is registered. Blocks are saved (overwritten) from environment variables when
-they are set; values are never printed.
+they are set; values are never printed. The results storage block (``TESTPILOT_RESULTS_STORAGE``, default
+``local-file-system/testpilot-results`` under ``$TESTPILOT_HOME/results-storage``) is saved unless it
+exists: workers copy junit.xml and report.json there and ``testpilot ci`` downloads them. With workers
+on other machines, save a shared one instead (e.g. a ``RemoteFileSystem`` with an ``s3://`` basepath).
 
 Databases: ``TESTPILOT_POSTGRES_URL`` and ``TESTPILOT_MYSQL_URL`` become ``DatabaseServer`` blocks
 ``testpilot-postgres`` and ``testpilot-mysql``.
@@ -39,7 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectAlreadyExists
 from pydantic import SecretStr, ValidationError
 
@@ -47,21 +54,52 @@ from blocks.database import DatabaseServer
 from blocks.environments import EnvironmentPool, HetznerProject, ProxmoxCluster, SSHMachine
 from blocks.github import GitHubIssues
 from blocks.notifications import SmtpEmail
+from tasks.verdict import load_storage
 from testpilot.errors import ConfigError
+from testpilot.settings import get_settings
 
 POOL = "testpilot-process"
+DEFAULT_POOL_LIMIT = 8
 BLOCK_TYPES = (DatabaseServer, ProxmoxCluster, HetznerProject, SSHMachine, EnvironmentPool, GitHubIssues, SmtpEmail)
 _BLOCK_NAME = re.compile(r"^[a-z0-9-]+$")
 
 
-def ensure_work_pool(name: str = POOL) -> bool:
-    """Return True when the pool was created, False when it already existed."""
+def ensure_work_pool(name: str = POOL, limit: int | None = None) -> bool:
+    """Return True when the pool was created, False when it already existed.
+
+    ``limit`` runs at once across the pool's workers (0: none); None keeps an existing pool's limit
+    and gives a new one ``DEFAULT_POOL_LIMIT``."""
     with get_client(sync_client=True) as client:
         try:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            client.create_work_pool(WorkPoolCreate(name=name, type="process",
+                                                   concurrency_limit=_pool_limit(DEFAULT_POOL_LIMIT if limit is None
+                                                                                 else limit)))
             return True
         except ObjectAlreadyExists:
+            if limit is not None:
+                client.update_work_pool(name, WorkPoolUpdate(concurrency_limit=_pool_limit(limit)))
             return False
+
+
+def _pool_limit(limit: int) -> int | None:
+    return limit or None
+
+
+def ensure_results_storage() -> str:
+    """Save the default results storage (a LocalFileSystem under TESTPILOT_HOME) unless a block of that
+    name exists; a block configured by hand or by an earlier run (e.g. a shared mount) is kept."""
+    from prefect.filesystems import LocalFileSystem
+
+    slug = get_settings().results_storage
+    kind, _, name = slug.partition("/")
+    if load_storage(slug) is not None:
+        return f"{slug} (kept)"
+    if kind != "local-file-system":
+        raise ConfigError(f"storage block {slug!r} does not exist", field="TESTPILOT_RESULTS_STORAGE",
+                          hint="save that block first (e.g. a RemoteFileSystem with an s3:// basepath)")
+    folder = get_settings().home / "results-storage"
+    LocalFileSystem(basepath=str(folder)).save(name)
+    return f"{slug} ({folder})"
 
 
 def register_blocks(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -213,11 +251,21 @@ def _recorded_host_key(name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", default=POOL)
+    parser.add_argument("--limit", type=int, default=None,
+                        help=f"runs at once across the pool's workers (0: no limit; new pools: {DEFAULT_POOL_LIMIT})")
     args = parser.parse_args()
-    created = ensure_work_pool(args.pool)
-    print(f"work pool {args.pool}: {'created' if created else 'already there'}")
+    limit = args.limit if args.limit is not None else _int(os.environ, "TESTPILOT_WORK_POOL_LIMIT", -1)
+    created = ensure_work_pool(args.pool, None if limit < 0 else limit)
+    with get_client(sync_client=True) as client:
+        current = client.read_work_pool(args.pool).concurrency_limit
+    print(f"work pool {args.pool}: {'created' if created else 'already there'}, "
+          f"limit {current if current is not None else 'none'} run(s) at once")
+    from deployments.zombies import ensure_zombie_automation
+
+    print(f"zombie-run automation: {'created' if ensure_zombie_automation() else 'already there'}")
     saved = register_blocks()
     print(f"blocks registered; saved: {', '.join(saved) or 'none (no TESTPILOT_* block variables set)'}")
+    print(f"results storage for `testpilot ci`: {ensure_results_storage()}")
 
 
 if __name__ == "__main__":

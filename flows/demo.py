@@ -40,6 +40,13 @@ def run_demo(keep: bool = False) -> int:
     print(f"Demo repository: {repo} (HEAD changes one payment-service module)")
     results = Path(get_settings().results_dir).resolve()
     try:
+        # A first, full run at the parent commit records what every test runs (each shard stores its
+        # per-test record); the run for the change then selects from that record.
+        _git(repo, "checkout", "-q", "HEAD~1")
+        print("Baseline: every test at the parent commit, recording what each test runs")
+        run_pipeline(str(repo / "testpilot.yaml"), "HEAD", "HEAD", full=True, results=str(results))
+        _git(repo, "checkout", "-q", "main")
+        print("The change: selected from the record")
         code = run_pipeline(str(repo / "testpilot.yaml"), "HEAD~1", "HEAD", results=str(results))
     finally:
         if not keep:
@@ -50,7 +57,7 @@ def run_demo(keep: bool = False) -> int:
         return code
     report = json.loads(reports[-1].read_text())
     selected, skipped = report["selection"]["selected"], report["selection"]["skipped"]
-    print(f"\nSelected {len(selected)} of {len(selected) + len(skipped)} test files:")
+    print(f"\nSelected {len(selected)} of {len(selected) + len(skipped)} tests (node ids or whole files):")
     for test in selected:
         print(f"  {test['app']}::{test['test_id']}: {test['reasons'][0]['text']}")
     for failure in report["failures"]:

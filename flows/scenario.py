@@ -109,7 +109,8 @@ def scenario(suite: str, name: str, envs: list[Environment] | None = None, resum
         own: list[Environment] = []
         with pool_locks({p: config.environments[p].pool_size for p in pools},
                         timeout=max(s.acquire_timeout for s in settings),
-                        lease_seconds=max(s.lease_seconds for s in settings)) as slots:
+                        lease_seconds=max(s.lease_seconds for s in settings),
+                        local={p for p in pools if config.environments[p].provider == "local"}) as slots:
             try:
                 for pool, pool_apps in pools.items():
                     own.append(provision(suite, pool, pool_apps, str(flow_run.id or "local"), slots[pool]))

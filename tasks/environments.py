@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from pathlib import Path
+from typing import cast
 
 from prefect import get_run_logger, task
 
@@ -20,10 +21,11 @@ from tasks.test_data import drop_data
 from testpilot.environments.base import AcquireRequest, Environment, Provider
 from testpilot.environments.config import EnvironmentConfig
 from testpilot.environments.local import LocalProvider
+from testpilot.environments.servers import plan_servers, wanted_blocks
 from testpilot.environments.staging import InstallSettings, StagedProvider
 from testpilot.errors import ConfigError, TestpilotError
 from testpilot.execution.local import kill_all_running
-from testpilot.execution.remote import RemoteHost
+from testpilot.execution.remote import RemoteHost, fence_hosts
 from testpilot.settings import get_settings
 
 logger = logging.getLogger("testpilot.teardown")
@@ -64,36 +66,60 @@ def connection(suite_path: str, env: Environment) -> RemoteHost:
     provider = get_provider(env.pool, suite_at(suite_path).environments[env.pool])
     if not isinstance(provider, StagedProvider):
         raise ConfigError(f"environment {env.id} of pool {env.pool!r} is not remote", field="transport")
-    return provider.connect(env)
+    remote = provider.connect(env)
+    remote.owner = env.labels.get("testpilot-run", "")
+    return remote
 
 
-def _request(suite_path: str, pool: str, apps: list[str], run_id: str, slot: int) -> AcquireRequest:
+def database_servers(suite_path: str, pool: str) -> tuple[EnvironmentConfig, list[str]]:
+    """The pool's settings with its database services pointed at their DatabaseServer blocks (read here)."""
+    from blocks.database import DatabaseServer
+
+    config = suite_at(suite_path).environments[pool]
+    found: dict[str, tuple[str, str]] = {}
+    for name in wanted_blocks(config):
+        try:
+            block = cast(DatabaseServer, DatabaseServer.load(name, _sync=True))  # type: ignore[call-arg]
+        except ValueError:  # no such block: plan_servers decides whether that is an error
+            continue
+        found[name] = (block.kind, block.get_url())
+    settings = get_settings()
+    return plan_servers(pool, config, found, {"postgres": settings.postgres_url, "mysql": settings.mysql_url})
+
+
+def _request(suite_path: str, pool: str, apps: list[str], run_id: str, slot: int) -> tuple[AcquireRequest, list[str]]:
     suite = suite_at(suite_path)
+    config, notes = database_servers(suite_path, pool)
     return AcquireRequest(
-        pool=pool, config=suite.environments[pool], run_id=run_id, slot=slot,
+        pool=pool, config=config, run_id=run_id, slot=slot,
         apps={a: str(suite.app_dir(a)) for a in apps},
-        requirements={a: _requirements(suite.app_dir(a), suite.apps[a].requirements) for a in apps})
+        requirements={a: _requirements(suite.app_dir(a), suite.apps[a].requirements) for a in apps}), notes
 
 
 @task(name="provision", task_run_name="provision[{pool}]", **TASK_DEFAULTS)
 def provision(suite_path: str, pool: str, apps: list[str], run_id: str, slot: int = 0) -> Environment:
     """Acquire member ``slot`` of ``pool``, reset to baseline and health-checked, with the apps installed."""
-    request = _request(suite_path, pool, apps, run_id, slot)
-    provider = get_provider(pool, request.config)
+    request, notes = _request(suite_path, pool, apps, run_id, slot)
+    log = get_run_logger()
+    for note in notes:
+        log.warning("%s", note)
+    provider = get_provider(pool, suite_at(suite_path).environments[pool])
     if isinstance(provider, StagedProvider):
         env = provider.provision(request)
-        get_run_logger().info("environment %s is up at %s (reset to baseline, healthy)", env.id, env.host)
-        return install(suite_path, env, apps, run_id)
-    env = provider.acquire(request)
-    get_run_logger().info("environment %s ready at %s (%s)", env.id, env.workdir, env.host)
+        log.info("environment %s is up at %s (reset to baseline, healthy)", env.id, env.host)
+        env = install(suite_path, env, apps, run_id)
+    else:
+        env = provider.acquire(request)
+        log.info("environment %s ready at %s (%s)", env.id, env.workdir, env.host)
+    env.metadata["notes"] = notes
     return env
 
 
 @task(name="install", task_run_name="install[{env.id}]", **TASK_DEFAULTS)
 def install(suite_path: str, env: Environment, apps: list[str], run_id: str) -> Environment:
     """Upload the apps to a remote environment and install them (the seed's 'install' phase)."""
-    request = _request(suite_path, env.pool, apps, run_id, env.slot)
-    provider = get_provider(env.pool, request.config)
+    request, _ = _request(suite_path, env.pool, apps, run_id, env.slot)
+    provider = get_provider(env.pool, suite_at(suite_path).environments[env.pool])
     assert isinstance(provider, StagedProvider)
     log = get_run_logger()
     staged = provider.stage(env, request, on_line=lambda _stream, line: log.info("%s", line))
@@ -119,7 +145,7 @@ def release_all(suite_path: str, envs: list[Environment]) -> list[str]:
     before anyone gets it again. One failed release does not stop the others; the first error is
     raised at the end.
     """
-    kill_all_running()
+    stop_commands(envs)
     suite = suite_at(suite_path)
     released: list[str] = []
     errors: list[BaseException] = []
@@ -141,10 +167,20 @@ def release_all(suite_path: str, envs: list[Environment]) -> list[str]:
     return released
 
 
+def stop_commands(envs: list[Environment]) -> int:
+    """Stop every command of this process still running in ``envs`` (local process groups, remote ones
+    over SSH) and forbid reconnects to them: nothing of this run may touch a machine once it is handed back."""
+    stopped = kill_all_running()
+    for env in envs:
+        if env.ssh is not None:
+            stopped += fence_hosts(env.ssh.host, env.ssh.port, owner=env.labels.get("testpilot-run", ""),
+                                   why="the run is tearing down its environments")
+    return stopped
+
+
 def cleanup_hook(flow: object, flow_run: object, state: object) -> None:
     """Prefect on_crashed / on_cancellation hook: remove whatever the run left behind."""
+    from blocks.database import server_urls
     from testpilot.environments.local import cleanup_run
 
-    settings = get_settings()
-    servers = [u for u in (settings.postgres_url, settings.mysql_url) if u]
-    cleanup_run(settings.home, str(getattr(flow_run, "id", "")), servers)
+    cleanup_run(get_settings().home, str(getattr(flow_run, "id", "")), server_urls())

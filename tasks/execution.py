@@ -16,18 +16,23 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.schemas.objects import StateType
 from prefect.states import Cancelled, Failed, State
 
-from tasks.common import TASK_DEFAULTS, suite_at
+from tasks.common import TASK_DEFAULTS, quiet_empty_tracebacks, suite_at
 from tasks.environments import connection
+from tasks.records import keep_record, record_variables
 from testpilot.environments.base import Environment
 from testpilot.errors import InfrastructureError
+from testpilot.execution.batching import LineBatcher
 from testpilot.execution.command import build_argv
 from testpilot.execution.junit import parse_junit
 from testpilot.execution.local import CommandResult
 from testpilot.execution.monitor import Event, StreamMonitor
-from testpilot.execution.outcome import shard_result
+from testpilot.execution.outcome import StreamedResults, shard_result
 from testpilot.execution.runner import LocalRunner, RemoteRunner, Runner, command_variables, remote_env
 from testpilot.results import Outcome, ShardResult, TestResult
+from testpilot.run_report import not_run_results
 from testpilot.settings import get_settings
+
+quiet_empty_tracebacks()  # a shard that returns Failed is a verdict: no bare 'NoneType: None' line
 
 _PASS_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "USER")
 
@@ -39,8 +44,9 @@ def command_env(env: Environment, app: str, extra: dict[str, str]) -> dict[str, 
 
 
 def skipped(reason: str, data: ShardResult) -> State[ShardResult]:
-    """Prefect 3 has no Skipped state; a Completed-type state named Skipped keeps the run green."""
-    return State(type=StateType.COMPLETED, name="Skipped", message=reason, data=data)
+    """Prefect 3 has no Skipped state. A Cancelled-type state named Skipped: the graph draws it grey, not
+    green (a node that did not run is not a pass), and the flow's own returned state decides the run."""
+    return State(type=StateType.CANCELLED, name="Skipped", message=reason, data=data)
 
 
 @task(name="run-node", task_run_name="{node}", **TASK_DEFAULTS)
@@ -48,7 +54,8 @@ def run_node(suite_path: str, node: str, app: str, shard: int, tests: list[str],
              skip: str = "", cancel: str = "") -> ShardResult | State[ShardResult]:
     """One executable graph node: run a shard, or record why it did not run."""
     if skip or cancel or env is None:
-        empty = ShardResult(app=app, shard=shard, tests=tests)
+        empty = ShardResult(app=app, shard=shard, tests=tests,
+                            results=not_run_results(app, shard, tests, cancel or skip or "no environment"))
         return Cancelled(message=cancel, data=empty) if cancel else skipped(skip or "no environment", empty)
     try:
         result = run_shard.fn(suite_path, app, shard, tests, env)
@@ -83,8 +90,13 @@ def run_shard(suite_path: str, app: str, shard: int, tests: list[str], env: Envi
                     progress=0.0, description=f"{app}[{shard}] on {env.id}"))
             update_progress_artifact(artifact_id=progress[0], progress=event.percent)
 
+    streamed = StreamedResults()
+    batch = LineBatcher(lambda block: logger.info("%s", block))
+
     def on_line(_stream: str, line: str) -> None:
-        logger.info("%s", line)
+        shown = streamed.feed(line)
+        if shown or shown == line:
+            batch.add(shown)
 
     runner: Runner
     if env.transport == "ssh":
@@ -100,21 +112,28 @@ def run_shard(suite_path: str, app: str, shard: int, tests: list[str], env: Envi
     join = posixpath.join if env.transport == "ssh" else os.path.join
     staged = env.transport == "ssh" or (Path(env.workdir) / ".testpilot" / "testpilot_pytest.py").exists()
     plugin = ("testpilot_pytest",) if staged else ()
+    recording = record_variables(env.workdir, app, shard, cwd, join) if plugin else {}
 
     def execute(selected: list[str], attempt: str) -> tuple[CommandResult, list[TestResult]]:
         junit = join(env.workdir, ".testpilot", f"junit-{app}-{shard}{attempt}.xml")
         argv = build_argv(config.test_command, tests=selected, junit=junit, app=app, plugins=plugin)
-        outcome = runner.run(argv, cwd=cwd, env=variables, timeout=config.timeout)
+        streamed.outcomes.clear()
+        extra = {} if attempt else recording  # re-runs would overwrite the shard's record with a few tests
+        outcome = runner.run(argv, cwd=cwd, env={**variables, **extra}, timeout=config.timeout)
         local = runner.fetch(junit, scratch)
-        return outcome, parse_junit(local, app=app, shard=shard, environment=env.id, host=env.host)
+        where = {"app": app, "shard": shard, "environment": env.id, "host": env.host}
+        return outcome, parse_junit(local, **where) or streamed.results(**where)  # type: ignore[arg-type]
 
     logger.info("running %d test(s) of %s in %s (%s)", len(tests), app, env.id, env.host)
     try:
         outcome, results = execute(tests, "")
+        if recording:
+            keep_record(runner, recording["TESTPILOT_RECORD"], scratch, suite, app, shard, logger)
         result = shard_result(app=app, shard=shard, tests=tests, results=results, outcome=outcome,
                               environment=env.id, host=env.host, timeout=config.timeout)
         result.reruns = rerun_failures(result, suite.failures.reruns, execute, logger)
     finally:
+        batch.close()
         runner.close()
         if env.transport == "ssh":
             shutil.rmtree(scratch, ignore_errors=True)

@@ -10,6 +10,7 @@ from testpilot.execution.shards import split_shards
 from testpilot.graph import apply_states, build_graph, executable_dependencies, to_mermaid
 from testpilot.graph.build import app_id, env_id, shard_id
 from testpilot.results import Selection
+from testpilot.run_report import rollup_states
 
 
 class NodePlan(BaseModel):
@@ -41,10 +42,13 @@ def graph_mermaid(suite_path: str, states: dict[str, str], reasons: dict[str, st
     suite = suite_at(suite_path)
     graph = build_graph(suite, scan_test_markers=False)
     keep = set(states)
+    node_app = {}
     for node in states:
         app = graph.node(node).metadata.get("app") if node in graph else None
         if app:
+            node_app[node] = app
             keep |= {app_id(app), env_id(suite.environment_for(app))}
     sub = graph.subgraph([n for n in keep if n in graph])
-    apply_states(sub, states, reasons)
+    final = {**rollup_states(states, node_app, {a: suite.environment_for(a) for a in node_app.values()}), **states}
+    apply_states(sub, final, reasons)
     return to_mermaid(sub)

@@ -29,6 +29,7 @@ from testpilot.environments.base import Environment
 from testpilot.scenarios.plan import ScenarioPlan, StepDecision, StepResult, decide_step, plan_scenario
 from testpilot.scenarios.services import ServiceStatus, start_service, url_variable, wait_healthy
 from testpilot.scenarios.steps import StepFailed, execute_step
+from testpilot.settings import get_settings
 
 
 def scenario_plan(suite_path: str, name: str) -> ScenarioPlan:
@@ -44,7 +45,8 @@ def start_app_service(suite_path: str, app: str, env: Environment, port: int, ur
     assert config.service is not None
     log = str(Path(env.workdir) / ".testpilot" / f"service-{app}.log")
     pid = start_service(app, config.service.command, cwd=str(Path(env.workdir) / app), port=port, log_path=log,
-                        env=command_env(env, app, {**config.env, **urls}))
+                        env=command_env(env, app, {**config.env, **urls}),
+                        record_dir=get_settings().home / "services", run_id=env.labels.get("testpilot-run", ""))
     health = wait_healthy(pid, config.service.health, port=port, log_path=log,
                           sleep=lambda s: time.sleep(s * backoff_scale))
     status = ServiceStatus(app, urls.get(url_variable(app), ""), port, pid, health.ok, health.detail, log)

@@ -111,7 +111,11 @@ class TestsFailed(TestpilotError):
 
     exit_code = 1
 
-    def __init__(self, failed: int, total: int, results_dir: str = "") -> None:
-        super().__init__(f"{failed} of {total} test(s) failed", hint=f"see {results_dir}" if results_dir else "",
-                         failed=failed, total=total)
-        self.failed, self.total = failed, total
+    def __init__(self, failed: int, total: int, results_dir: str = "", scenarios: tuple[int, int] = (0, 0)) -> None:
+        """``failed``/``total``: tests; ``scenarios``: (failed, run) scenarios, said apart so the counts
+        match the run's summary line."""
+        text = f"{failed} of {total} test(s) failed"
+        if scenarios[0]:
+            text = (text + ", " if failed else "") + f"{scenarios[0]} of {scenarios[1]} scenario(s) failed"
+        super().__init__(text, hint=f"see {results_dir}" if results_dir else "", failed=failed, total=total)
+        self.failed, self.total, self.results_dir = failed + scenarios[0], total + scenarios[1], results_dir

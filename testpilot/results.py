@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 Outcome = Literal["passed", "failed", "error", "skipped"]
+OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
 
 
 class TestResult(BaseModel):
@@ -25,6 +26,7 @@ class TestResult(BaseModel):
     environment: str = ""
     host: str = ""
     phase: str = "test"
+    error_type: str = Field("", description="The exception type the runner reported (JUnit's type attribute).")
 
     @property
     def failed(self) -> bool:

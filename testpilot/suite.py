@@ -6,13 +6,28 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from testpilot.environments.config import EnvironmentConfig
+from testpilot.environments.config import (
+    DEFAULT_NODE_DEPLOYMENT,
+    EnvironmentConfig,
+    Execution,
+    check_deployment,
+)
 from testpilot.errors import ConfigError
 from testpilot.failures.config import FailuresConfig
 from testpilot.scenarios.config import ScenarioConfig
@@ -39,6 +54,9 @@ class ServiceProcess(BaseModel):
     model_config = ConfigDict(extra="forbid")
     command: str = Field(description="Started in the app folder; {port} is a free port.")
     health: HealthCheck | None = None
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class AppConfig(BaseModel):
@@ -68,6 +86,12 @@ class Suite(BaseModel):
     selection: dict[str, SelectionConfig] = Field(default_factory=dict)
     scenarios: dict[str, ScenarioConfig] = Field(default_factory=dict)
     failures: FailuresConfig = Field(default_factory=FailuresConfig)
+    execution: Execution = Field("threads", description="Where graph nodes run: 'threads' of the pipeline's "
+                                 "process, or 'work-pool': each node a flow run of `node_deployment` on its work "
+                                 "pool. An environment's own `execution` overrides it.")
+    node_deployment: str = Field(DEFAULT_NODE_DEPLOYMENT,
+                                 description="The node deployment ('flow/deployment') nodes run as for 'work-pool'.")
+    _deployment = field_validator("node_deployment")(check_deployment)
 
     _root: Path = PrivateAttr(default=Path("."))
     _source: str = PrivateAttr(default="<python>")
@@ -76,6 +100,7 @@ class Suite(BaseModel):
     def _references_exist(self) -> Suite:
         apps = set(self.apps)
         for name, app in self.apps.items():
+            _check_commands(name, app)
             for dep in app.depends_on:
                 if dep not in apps:
                     raise _RefError(("apps", name, "depends_on"), f"unknown app {dep!r}")
@@ -112,6 +137,14 @@ class Suite(BaseModel):
     def environment_for(self, app: str) -> str:
         return self.apps[app].environment or next(iter(self.environments))
 
+    def execution_of(self, app: str) -> Execution:
+        """Where ``app``'s nodes run: its environment's ``execution``, else the suite's."""
+        return self.environments[self.environment_for(app)].execution or self.execution
+
+    def node_deployment_of(self, app: str) -> str:
+        """The deployment ``app``'s nodes run as when ``execution_of(app)`` is 'work-pool'."""
+        return self.environments[self.environment_for(app)].node_deployment or self.node_deployment
+
     def selection_for(self, app: str) -> SelectionConfig:
         return self.selection.get(app) or SelectionConfig()
 
@@ -120,14 +153,39 @@ class Suite(BaseModel):
         return _line_of(self, loc)
 
     def check_paths(self) -> None:
-        """Raise ConfigError for an app folder that does not exist."""
+        """Raise ConfigError for an app folder that does not exist or lies outside the suite's repository."""
         for name, app in self.apps.items():
+            if not self.app_dir(name).is_relative_to(self._root):
+                raise ConfigError(f"folder {app.path!r} is outside the repository ({self._root})", file=self._source,
+                                  line=_line_of(self, ("apps", name, "path")), field=f"apps.{name}.path",
+                                  hint="an app's files are uploaded to test machines: keep it inside the "
+                                       "folder of the suite file")
             if not self.app_dir(name).is_dir():
                 raise ConfigError(f"folder {app.path!r} does not exist", file=self._source,
                                   line=_line_of(self, ("apps", name, "path")), field=f"apps.{name}.path",
                                   hint=f"create it or fix the path; it is relative to {self._root}")
 
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
+
+
+def _check_commands(name: str, app: AppConfig) -> None:
+    """What a machine would only refuse once provisioned: variable names, unparsable commands."""
+    from testpilot.execution.command import build_argv
+
+    for key in app.env:
+        if not _ENV_NAME.match(key):
+            raise _RefError(("apps", name, "env", key), f"environment variable name {key!r} is not valid "
+                            "(letters, digits and underscores, not starting with a digit)")
+    try:
+        build_argv(app.test_command, tests=[], junit="junit.xml", app=name)
+    except ConfigError as exc:
+        raise _RefError(("apps", name, "test_command"), exc.message) from None
+    if app.service is not None:
+        try:
+            if not shlex.split(app.service.command):
+                raise ValueError("it is empty")
+        except ValueError as exc:
+            raise _RefError(("apps", name, "service", "command"), f"cannot parse the command: {exc}") from None
 
 
 # Kept here so routing can name built-in categories without importing the failures engine.
@@ -205,7 +263,11 @@ def load_suite(path: str | Path = SUITE_FILE, *, check_paths: bool = True) -> Su
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                          file=source, line=line, hint="save the suite file as UTF-8") from None
     except FileNotFoundError:
         raise ConfigError("suite file not found", file=source,
                           hint="pass --suite PATH or create testpilot.yaml") from None

@@ -62,10 +62,14 @@ def _testpilot_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def prefect_api() -> str:
     """One Prefect server for the whole session (about 8 s to start), for tests that run flows."""
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # The harness's server is SQLite: under ten concurrent runs it answers 503 (database is locked) for a
+    # while. Clients retry 503s; give them more tries (about 4 minutes of backoff instead of 1), here and
+    # in the CLI processes tests start, so a busy moment is not a lost API call or a dropped log batch.
+    os.environ["PREFECT_CLIENT_MAX_RETRIES"] = "7"
+    with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 7}), prefect_test_harness(server_startup_timeout=120):
         url = PREFECT_API_URL.value()
         os.environ["PREFECT_API_URL"] = url
         yield url

@@ -48,18 +48,38 @@ class LocalProvider:
     # -- Provider protocol ---------------------------------------------------------------------
     def acquire(self, request: AcquireRequest) -> Environment:
         slot, claim = self._claim_slot(request.pool, request.config.pool_size)
-        env_id = f"{request.pool}-{slot}"
-        workdir = self.home / "envs" / f"{env_id}-{request.run_id.replace('-', '')[:12]}"
-        env = Environment(id=env_id, pool=request.pool, provider=self.name, slot=slot, workdir=str(workdir),
-                          labels={"testpilot-run": request.run_id, "testpilot-pool": request.pool,
-                                  "testpilot-expires": str(int(time.time() + request.expires_in))})
-        self._claims[env_id] = claim
+        env = self._environment(request, slot, request.run_id)
+        self._claims[env.id] = claim
         try:
             self._reset(env, request)
         except BaseException:
             self.release(env)
             raise
         return env
+
+    def replica(self, request: AcquireRequest, tag: str) -> Environment:
+        """Build this machine's own copy of member ``request.slot`` of the pool, for one node run (``tag``).
+
+        No slot is claimed here: the pipeline holds the member's lock. Nodes of one worker may build
+        copies of the same member at once, so the venv cache is filled under a file lock."""
+        env = self._environment(request, request.slot, tag)
+        (self.home / "venvs").mkdir(parents=True, exist_ok=True)
+        with open(self.home / "venvs" / f".{env.id}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._reset(env, request)
+            except BaseException:
+                self.release(env)
+                raise
+        return env
+
+    def _environment(self, request: AcquireRequest, slot: int, run: str) -> Environment:
+        """Member ``slot`` of the pool, in a fresh folder for ``run`` (a run id, or a node run's tag)."""
+        env_id = f"{request.pool}-{slot}"
+        workdir = self.home / "envs" / f"{env_id}-{run.replace('-', '')[:12]}"
+        return Environment(id=env_id, pool=request.pool, provider=self.name, slot=slot, workdir=str(workdir),
+                           labels={"testpilot-run": run, "testpilot-pool": request.pool,
+                                   "testpilot-expires": str(int(time.time() + request.expires_in))})
 
     def release(self, env: Environment) -> None:
         drop_databases_quietly(env.databases.values())
@@ -109,6 +129,7 @@ class LocalProvider:
         plugin_dir.mkdir()
         if PLUGIN_SOURCE.exists():
             shutil.copy(PLUGIN_SOURCE, plugin_dir / "testpilot_pytest.py")
+            shutil.copy(PLUGIN_SOURCE.with_name("recorder.py"), plugin_dir / "testpilot_recorder.py")
         for app, source in request.apps.items():
             shutil.copytree(source, workdir / app, ignore=_IGNORE, symlinks=True)
             requirements = request.requirements.get(app)

@@ -9,6 +9,8 @@ Later acquires roll back to that snapshot, which takes seconds instead of a clon
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 import time
 from typing import Any
 from urllib.parse import quote
@@ -26,10 +28,11 @@ from testpilot.environments.cloud import (
     safe_token,
     tcp_reachable,
 )
-from testpilot.environments.reaper import OwnedResource
+from testpilot.environments.reaper import UNTAGGED, OwnedResource
 from testpilot.errors import ConfigError, InfrastructureError, ProvisioningError
 
 HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
+NEXTID_ATTEMPTS = 8  # clones racing for /cluster/nextid: each loser asks again
 
 
 class ProxmoxSettings(BaseModel):
@@ -185,13 +188,7 @@ class ProxmoxProvider:
         source_node = self._template_node()
         target = self.choose_node()
         with contextlib.ExitStack() as undo:
-            vmid = int(self._call(lambda: self.api.cluster.nextid.get(), "get a free VMID"))
-            name = f"{s.name_prefix}-{safe_token(owner.pool)}-{owner.slot}"
-            clone: dict[str, Any] = {"newid": vmid, "name": name, "full": int(s.full_clone)}
-            if target != source_node:
-                clone["target"] = target
-            upid = self._call(lambda: self.api.nodes(source_node).qemu(s.template_vmid).clone.post(**clone),
-                              f"clone template {s.template_vmid}")
+            vmid, upid = self._clone(source_node, target, f"{s.name_prefix}-{safe_token(owner.pool)}-{owner.slot}")
             undo.callback(self._destroy_quietly, target, vmid, upid)
             self.wait_task(upid, f"clone {s.template_vmid} -> {vmid}")
             keys = "\n".join(s.ssh_public_keys)
@@ -206,6 +203,28 @@ class ProxmoxProvider:
                 description="Testpilot baseline"), f"snapshot VM {vmid}"), f"baseline snapshot of VM {vmid}")
             undo.pop_all()
         return target, vmid
+
+    def _clone(self, source_node: str, target: str, name: str) -> tuple[int, str]:
+        """Clone the template onto a free VMID; returns it and the clone's UPID. Clones started at once
+        (several members of a pool, several runs) can be handed the same ``/cluster/nextid``: the one
+        that loses is refused with 'already exists' and asks for a new id. The VM it lost to belongs to
+        someone else and is left alone."""
+        s = self.settings
+        delays = self.backoff.delays()
+        for attempt in range(1, NEXTID_ATTEMPTS + 1):
+            vmid = int(self._call(lambda: self.api.cluster.nextid.get(), "get a free VMID"))
+            clone: dict[str, Any] = {"newid": vmid, "name": name, "full": int(s.full_clone)}
+            if target != source_node:
+                clone["target"] = target
+            try:
+                return vmid, self._call(functools.partial(self.api.nodes(source_node).qemu(s.template_vmid).clone.post,
+                                                          **clone), f"clone template {s.template_vmid} to VMID {vmid}")
+            except ProvisioningError as exc:
+                taken = "already exists" in f"{exc.details.get('reason', '')} {exc.details.get('errors', '')}"
+                if not taken or attempt == NEXTID_ATTEMPTS:
+                    raise
+            self.sleep(next(delays))
+        raise AssertionError("unreachable")
 
     def reset(self, node: str, vmid: int) -> None:
         """Roll back to the baseline snapshot; start the VM if the snapshot had no RAM state."""
@@ -319,8 +338,16 @@ class ProxmoxProvider:
     # -- reaper -----------------------------------------------------------------------------------
     def list_owned(self) -> list[OwnedResource]:
         out = []
+        untagged = re.compile(rf"{re.escape(self.settings.name_prefix)}-(.+)-(\d+)\Z")
         for vm in self._call(lambda: self.api.cluster.resources.get(type="vm"), "list VMs", "reap"):
             tags = parse_tags(vm.get("tags", ""))
+            named = untagged.match(str(vm.get("name", "")))
+            if not vm.get("template") and "pool" not in tags and named:
+                # Cloned, never tagged: its run was killed between the clone and the configure call. Its
+                # "run" names the pool member, which the reaper removes only while nobody holds that member.
+                out.append(OwnedResource(self.name, f"{vm['node']}/{vm['vmid']}", str(vm["name"]), named[1],
+                                         f"{UNTAGGED}{named[1]}:{named[2]}", None))
+                continue
             if vm.get("template") or "pool" not in tags:
                 continue
             out.append(OwnedResource(self.name, f"{vm['node']}/{vm['vmid']}", str(vm.get("name", vm["vmid"])),

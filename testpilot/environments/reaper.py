@@ -15,6 +15,8 @@ from typing import Protocol
 from testpilot.environments.cloud import IDLE
 from testpilot.errors import TestpilotError
 
+UNTAGGED = "untagged:"  # run id of a VM cloned but never tagged: "untagged:<pool>:<slot>", see list_owned
+
 
 @dataclass(frozen=True)
 class OwnedResource:

@@ -33,6 +33,7 @@ from testpilot.errors import ConfigError, ProvisioningError
 from testpilot.execution.remote import OnLine, RemoteHost
 
 PLUGIN_SOURCE = Path(__file__).resolve().parent.parent / "pytest_plugin.py"
+RECORDER_SOURCE = PLUGIN_SOURCE.with_name("recorder.py")  # the plugin's per-test recording
 
 
 class InstallSettings(BaseModel):
@@ -125,6 +126,7 @@ class StagedProvider:
                 tools = posixpath.join(workdir, ".testpilot")
                 self._must(remote, ["mkdir", "-p", "--", tools], env, "prepare the working folder")
                 remote.upload_file(PLUGIN_SOURCE, posixpath.join(tools, "testpilot_pytest.py"))
+                remote.upload_file(RECORDER_SOURCE, posixpath.join(tools, "testpilot_recorder.py"))
                 for app, source in request.apps.items():
                     target = posixpath.join(workdir, app)
                     remote.upload_dir(source, target)

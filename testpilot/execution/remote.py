@@ -19,7 +19,9 @@ import logging
 import re
 import select
 import shlex
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any, TypeVar
 import paramiko
 
 from testpilot.environments.base import SSHAccess
-from testpilot.errors import ConfigError, InfrastructureError, StreamAbort
+from testpilot.errors import ConfigError, InfrastructureError, StreamAbort, TestpilotError
 from testpilot.execution.monitor import Event, StreamMonitor
 from testpilot.execution.sftp import DEFAULT_UPLOAD_EXCLUDES, fetch_file, put_file, upload_tree
 from testpilot.execution.ssh_keys import (
@@ -40,7 +42,7 @@ from testpilot.execution.ssh_keys import (
     parse_host_key,
 )
 
-__all__ = ["HostKeyRejected", "OnEvent", "OnLine", "RemoteHost", "RemoteResult", "remote_command"]
+__all__ = ["HostKeyRejected", "OnEvent", "OnLine", "RemoteHost", "RemoteResult", "fence_hosts", "remote_command"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ T = TypeVar("T")
 _PID_MARKER = "testpilot-pid:"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _DROPS = (EOFError, OSError, paramiko.SSHException)
+_hosts: weakref.WeakSet[RemoteHost] = weakref.WeakSet()  # every live RemoteHost of this process, to fence
+_hosts_lock = threading.Lock()
 
 
 @dataclass
@@ -134,6 +138,11 @@ class RemoteHost:
         self.reconnect_delay, self.kill_grace = reconnect_delay, kill_grace
         self._clock, self._sleep = clock, sleep
         self._client: paramiko.SSHClient | None = None
+        self.owner = ""  # the run this connection works for (fence_hosts matches on it)
+        self._fenced = ""  # why this object may not connect any more (teardown began)
+        self._running: set[int] = set()  # remote process groups started and not yet seen to end
+        with _hosts_lock:
+            _hosts.add(self)
 
     @classmethod
     def from_access(cls, access: SSHAccess, *, password: str | None = None, private_key: str | None = None,
@@ -158,11 +167,19 @@ class RemoteHost:
     def connect(self) -> RemoteHost:
         if self._client is not None and self._active():
             return self
+        if self._fenced:
+            raise InfrastructureError(f"not reconnecting to {self.where}: {self._fenced}", host=self.host,
+                                      phase="teardown", dirty=True,
+                                      hint="the environment is being handed back; nothing of this run may touch it")
+        return self._open()
+
+    def _open(self) -> RemoteHost:
         self.close()
         client = paramiko.SSHClient()
         if self._pinned is not None:
             client.get_host_keys().add(self._known_name(), self._pinned.get_name(), self._pinned)
-        first_use = self._record_first_key if self.trust_on_first_use and self._pinned is None else None
+        offered: list[paramiko.PKey] = []  # a first-use key is kept only once the login succeeded
+        first_use = offered.append if self.trust_on_first_use and self._pinned is None else None
         client.set_missing_host_key_policy(UnknownHostKeyPolicy(self.host, self.port, first_use))
         try:
             client.connect(self.host, self.port, self.user, password=self._password, pkey=self._pkey,
@@ -194,12 +211,35 @@ class RemoteHost:
                                       phase="connect", dirty=True,
                                       hint="check that the host is up and sshd listens on that port") from exc
         self._client = client
+        if offered:
+            self._record_first_key(offered[0])
         return self
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def fence(self, why: str) -> int:
+        """Stop every command this object still runs on the host, then refuse to connect again.
+
+        Used by teardown before the environment is handed back: a stream that is cut now raises
+        instead of reconnecting and re-running on a machine another run may already hold. The
+        stop uses the open connection, or one last fresh one if the link had dropped. Returns the
+        number of process groups stopped."""
+        self._fenced = why
+        pids = sorted(self._running)
+        if pids:
+            try:
+                if not self._active():
+                    self._open()
+                for pid in pids:
+                    self._kill_group(pid)
+                    self._running.discard(pid)
+            except TestpilotError as exc:
+                log.warning("could not stop %d command(s) on %s: %s", len(pids), self.where, exc)
+        self.close()
+        return len(pids)
 
     def __enter__(self) -> RemoteHost:
         return self.connect()
@@ -240,6 +280,11 @@ class RemoteHost:
                                               phase=phase, hint="check paths and permissions on the host"
                                               ) from exc
                 self.close()
+                if self._fenced:
+                    raise InfrastructureError(f"{what} on {self.host} was stopped: {self._fenced}",
+                                              host=self.host, phase=phase, dirty=True,
+                                              hint="the run was interrupted; its results so far are kept"
+                                              ) from exc
                 if attempt == attempts - 1:
                     word = "again " if reconnect else ""
                     raise InfrastructureError(
@@ -283,6 +328,8 @@ class RemoteHost:
                 if pid_box[0] is not None:
                     self._kill_group(pid_box[0])
             result = self._run_once(command, on_line, on_event, monitor, timeout, started, tail_lines, pid_box)
+            if self._fenced and result.exit_code != 0:
+                raise _Dropped("stopped by the fence")  # killed by teardown: say so, never a plain exit code
             result.reconnects = number
             return result
 
@@ -310,6 +357,7 @@ class RemoteHost:
                 seen_pid = True
                 if line.startswith(_PID_MARKER):
                     result.pid = pid_box[0] = int(line[len(_PID_MARKER):])
+                    self._running.add(result.pid)
                     return False
             tail.append(f"{line}" if stream == "stdout" else f"[{stream}] {line}")
             del tail[:-tail_lines]
@@ -372,6 +420,7 @@ class RemoteHost:
                 self._kill_group(result.pid)
         elif channel.exit_status >= 0:
             result.exit_code = channel.exit_status
+            self._running.discard(result.pid or 0)  # it ended by itself
         channel.close()
         result.duration = self._clock() - started
         result.tail = "\n".join(tail)
@@ -391,12 +440,20 @@ class RemoteHost:
                   f"kill -KILL -{group} 2>/dev/null; i=0; "
                   f"while {alive} && [ $i -lt 20 ]; do sleep 0.05; i=$((i+1)); done; true")
         try:
-            channel = self._transport().open_session(timeout=self.connect_timeout)
+            channel = self._session()
             channel.exec_command(script)
             channel.status_event.wait(self.kill_grace + self.connect_timeout)
             channel.close()
-        except (_Dropped, *_DROPS) as exc:
+            self._running.discard(group)
+        except (_Dropped, TestpilotError, *_DROPS) as exc:
             log.warning("could not stop process group %s on %s: %s", pid, self.host, exc)
+
+    def _session(self) -> paramiko.Channel:
+        """A channel on the open link; a fenced host only uses a link it still has (fence opened it)."""
+        transport = self._client.get_transport() if self._client else None
+        if transport is None or not transport.is_active():
+            transport = self._transport()
+        return transport.open_session(timeout=self.connect_timeout)
 
     def check(self, argv: Sequence[str], *, timeout: float | None = 60.0, phase: str = "check") -> RemoteResult:
         """Run a short command without streaming; the tail holds its output."""
@@ -442,3 +499,11 @@ class RemoteHost:
         if sftp is None:
             raise _Dropped("SFTP subsystem did not start")
         return sftp
+
+
+def fence_hosts(host: str, port: int, *, owner: str = "", why: str) -> int:
+    """Fence every RemoteHost of this process that works on ``host:port`` (for ``owner``'s run, or for no
+    run in particular): stop its commands and forbid reconnects. Returns the process groups stopped."""
+    with _hosts_lock:
+        hosts = [h for h in _hosts if h.host == host and h.port == port and h.owner in ("", owner)]
+    return sum(h.fence(why) for h in hosts)

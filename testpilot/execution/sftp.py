@@ -19,22 +19,51 @@ def upload_tree(sftp: paramiko.SFTPClient, local: Path, remote: str,
                 exclude: Sequence[str] = DEFAULT_UPLOAD_EXCLUDES) -> int:
     """Copy ``local`` into ``remote`` (made if missing), keeping file modes; returns files sent.
 
-    Names matching an ``exclude`` pattern (files or folders, at any depth) are skipped.
+    Names matching an ``exclude`` pattern (files or folders, at any depth) are skipped. Only regular
+    files and folders are copied. A symlink is never followed: one that points inside ``local`` is
+    made again as a link on the host; one that points outside is refused, since following it would
+    upload a worker's file (a profile, a key) where the change's own tests can read it.
     """
     sent = 0
+    root = local.resolve()
     make_dirs(sftp, remote)
     for folder, dirs, files in os.walk(local):
-        dirs[:] = sorted(d for d in dirs if not _excluded(d, exclude))
         relative = Path(folder).relative_to(local).as_posix()
         target = remote if relative == "." else posixpath.join(remote, relative)
+        for name in sorted(dirs):
+            if not _excluded(name, exclude) and (Path(folder) / name).is_symlink():
+                _put_link(sftp, Path(folder) / name, posixpath.join(target, name), root)
+        dirs[:] = sorted(d for d in dirs if not _excluded(d, exclude) and not (Path(folder) / d).is_symlink())
         for name in dirs:
             make_dirs(sftp, posixpath.join(target, name))
         for name in sorted(files):
+            path = Path(folder) / name
             if _excluded(name, exclude):
                 continue
-            put_file(sftp, Path(folder) / name, posixpath.join(target, name), make_parent=False)
+            if path.is_symlink():
+                _put_link(sftp, path, posixpath.join(target, name), root)
+            elif path.is_file():
+                put_file(sftp, path, posixpath.join(target, name), make_parent=False)
+            else:
+                continue  # a socket or FIFO: nothing a test run needs, and not a file to copy
             sent += 1
     return sent
+
+
+def _put_link(sftp: paramiko.SFTPClient, link: Path, remote_path: str, root: Path) -> None:
+    from testpilot.errors import ConfigError
+
+    pointer = os.readlink(link)
+    resolved = (link.parent / pointer).resolve()
+    if os.path.isabs(pointer) or not resolved.is_relative_to(root):
+        raise ConfigError(f"{link} is a symlink to {pointer}, outside the uploaded folder {root}",
+                          field="apps", hint="symlinks are never followed into test machines; commit the "
+                                             "file itself, or point the link inside the app folder")
+    try:
+        sftp.remove(remote_path)
+    except OSError:
+        pass
+    sftp.symlink(pointer, remote_path)
 
 
 def put_file(sftp: paramiko.SFTPClient, local: Path, remote_path: str, *, make_parent: bool = True) -> None:

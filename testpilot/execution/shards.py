@@ -16,17 +16,23 @@ def split_shards(tests: list[str], shards: int, durations: dict[str, float] | No
     if not tests:
         return []
     shards = max(1, min(shards, len(tests)))
-    durations = durations or {}
-    known = [durations[t] for t in tests if t in durations]
-    default = statistics.median(known) if known else 1.0
-    weighted = sorted(tests, key=lambda t: (-durations.get(t, default), t))
+    seconds = expected_seconds(tests, durations)
+    weighted = sorted(tests, key=lambda t: (-seconds[t], t))
     heap = [(0.0, i) for i in range(shards)]
     buckets: list[list[str]] = [[] for _ in range(shards)]
     for test in weighted:
         load, i = heapq.heappop(heap)
         buckets[i].append(test)
-        heapq.heappush(heap, (load + durations.get(test, default), i))
+        heapq.heappush(heap, (load + seconds[test], i))
     return [sorted(b) for b in buckets if b]
+
+
+def expected_seconds(tests: list[str], durations: dict[str, float] | None = None) -> dict[str, float]:
+    """Each test's recorded duration; one without a record gets the median of the known ones (else 1 s)."""
+    durations = durations or {}
+    known = [durations[t] for t in tests if t in durations]
+    default = statistics.median(known) if known else 1.0
+    return {t: durations.get(t, default) for t in tests}
 
 
 def file_durations(durations: dict[str, float]) -> dict[str, float]:

@@ -13,7 +13,7 @@ from testpilot.failures.clustering import cluster_signatures
 from testpilot.failures.config import FailuresConfig
 from testpilot.failures.flaky import flip_rate
 from testpilot.failures.history import match_history, nearest_known
-from testpilot.failures.model import ClusterReport, FailureAnalysis
+from testpilot.failures.model import ClusterReport, FailureAnalysis, TestVerdict
 from testpilot.failures.notify import redact
 from testpilot.failures.records import FailureRecord
 from testpilot.failures.routing import CodeOwners, decide_route, repo_path
@@ -38,9 +38,13 @@ def categorise_and_sign(records: Sequence[FailureRecord], config: FailuresConfig
     config = config or FailuresConfig()
     categoriser = Categoriser(config)
     project = tuple(config.project_paths)
-    categories = [categoriser.categorise(r) for r in records]
-    return categories, [signature_of(r, project, system=c.defect_type == "system")
-                        for r, c in zip(records, categories, strict=True)]
+    categories: list[Categorisation] = []
+    signatures: list[Signature] = []
+    for record in records:  # one record at a time, so both steps share its parsed frames (a small cache)
+        category = categoriser.categorise(record)
+        categories.append(category)
+        signatures.append(signature_of(record, project, system=category.defect_type == "system"))
+    return categories, signatures
 
 
 def analyse_failures(
@@ -69,6 +73,9 @@ def analyse_failures(
     names hosts that ran tests in this run, failing or not. ``secrets`` are redacted from example messages.
     """
     config = config or FailuresConfig()
+    if test_history:  # a test's own history is evidence for its category (flips: flaky)
+        records = [r.model_copy(update={"history": list(test_history[r.test_id])})
+                   if not r.history and r.test_id in test_history else r for r in records]
     stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     owners = CodeOwners.parse(codeowners) if isinstance(codeowners, str) else codeowners
     apps = app_paths or {}
@@ -85,7 +92,9 @@ def analyse_failures(
                    if is_dirty(s, min_runs=config.dirty_host_min_runs, rate=config.dirty_host_rate))
 
     clusters: list[ClusterReport] = []
-    for group in _cluster_apart_flaky(signatures, categories, config.similarity):
+    verdicts: list[TestVerdict | None] = [None] * len(records)
+    groups = _cluster_apart_flaky(signatures, categories, config.similarity)
+    for group in groups:
         lead = group[0]
         members = [records[i] for i in group]
         cats = Counter(categories[i].category for i in group)
@@ -104,9 +113,18 @@ def analyse_failures(
             apps=_distinct(r.app for r in members), environments=_distinct(r.environment for r in members),
             hosts=_distinct(r.host for r in members), phases=_distinct(r.phase for r in members),
             example=redact(records[lead].message.strip()[:_EXAMPLE_CHARS], secrets),
-            hint=categoriser.hint(category))
+            hint=categoriser.hint(category), crash_point=sig.crash_point,
+            shared=_shared(sig, [signatures[i] for i in group]))
         suspects = _suggest(cluster, members, changed_files, changed_lines, stats, dirty)
         _route(cluster, members, config, owners, apps, suspects)
+        for i in group:
+            own = categories[i]
+            verdicts[i] = TestVerdict(
+                test_id=records[i].test_id, app=records[i].app, phase=records[i].phase, category=own.category,
+                defect_type=own.defect_type, rule=own.rule, evidence=redact(own.evidence, secrets),
+                cluster=cluster.id, exception_type=records[i].exception_type,
+                message=redact(records[i].message.strip().split("\n", 1)[0][:200], secrets),
+                suggested_cause=cluster.likely_cause, owner=cluster.team or ", ".join(cluster.owners))
         if category == "flaky" or test_history:
             cluster.flip_rates = _flip_rates(members, test_history or {})
         clusters.append(cluster)
@@ -119,8 +137,15 @@ def analyse_failures(
                 entry, similarity = found
                 cluster.nearest, cluster.nearest_signature = entry["id"], entry.get("signature") or ""
                 cluster.nearest_category, cluster.nearest_similarity = entry["category"], round(similarity, 3)
+    # Verdicts point at their cluster's id after history matching (a matched cluster keeps the past id).
+    for cluster, group in zip(clusters, groups, strict=True):
+        for i in group:
+            verdict = verdicts[i]
+            if verdict is not None:
+                verdict.cluster, verdict.suggested_cause = cluster.id, cluster.likely_cause
+    tests = [v for v in verdicts if v is not None]
     return FailureAnalysis(run_id=run_id, flow_run_url=flow_run_url, analysed_at=stamp, failures=len(records),
-                           clusters=clusters, dirty_hosts=dirty,
+                           clusters=clusters, tests=tests, dirty_hosts=dirty,
                            host_rates={h: round(s.rate, 3) for h, s in sorted(stats.items())})
 
 
@@ -133,6 +158,21 @@ def _cluster_apart_flaky(signatures: list[Signature], categories: list[Categoris
         idx = [i for i, c in enumerate(categories) if (c.category == "flaky") == flaky]
         groups += [[idx[j] for j in g] for g in cluster_signatures([signatures[i] for i in idx], threshold)]
     return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def _shared(lead: Signature, members: list[Signature]) -> str:
+    """Why these failures are one cluster, in words."""
+    where = f"crash point {lead.crash_point}" if lead.crash_point else "no project frame"
+    text = f"{where}; {lead.exception_type}; message {lead.message!r}"
+    points = {(m.exception_type, m.crash_point) for m in members}
+    variants = len({m.message for m in members if (m.exception_type, m.crash_point) == lead.bucket}) - 1
+    if variants:
+        text += f" (and {variants} similar message{'s' if variants > 1 else ''} at the same crash point)"
+    if len(points) > 1:
+        meets = Counter(n for m in members for n in m.meets).most_common(3)
+        text += (f"; joined with {len(points) - 1} other crash point{'s' if len(points) > 2 else ''}: "
+                 f"they meet in {', '.join(n for n, _ in meets)}")
+    return text
 
 
 def _distinct(values: Any) -> list[str]:

@@ -7,8 +7,16 @@ from dataclasses import dataclass, field
 
 from testpilot.errors import ConfigError
 from testpilot.failures.config import CategoryRule, DefectType, FailuresConfig
+from testpilot.failures.evidence import (
+    api_drift,
+    data_file_error,
+    family_of,
+    history_flips,
+    none_from_lookup,
+    where_raised,
+)
 from testpilot.failures.flaky import decide_flaky
-from testpilot.failures.frames import exception_lines, parse_frames
+from testpilot.failures.frames import Frame, exception_lines, parse_frames
 from testpilot.failures.records import FailureRecord
 
 BUILTIN_DEFECT_TYPES: dict[str, DefectType] = {
@@ -60,13 +68,16 @@ def _lower_rx(*parts: str) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in parts))
 
 
+# An HTTP status as a number of its own: not the digits of a timestamp (T=1796224587.401) or a version.
+_STATUS = r"(?<![\w.]){}(?![\w]|\.\d)"
+
 # Order matters: "password authentication failed" is also a failed connection, and a seeding
 # IntegrityError can come from a fixture; the more specific cause is named first.
 _BUILTINS: tuple[_Builtin, ...] = (
     _Builtin("authentication", frozenset({
         "AuthenticationException", "BadAuthenticationType", "PasswordRequiredException", "AuthenticationError",
         "InvalidTokenError", "ExpiredSignatureError", "NotAuthenticated", "AuthError", "Unauthorized"}),
-        _lower_rx(r"\b401\b", r"unauthori[sz]ed", r"\b403\b", r"forbidden", r"authentication (?:failed|required)",
+        _lower_rx(_STATUS.format("401"), r"unauthori[sz]ed", _STATUS.format("403"), r"forbidden", r"authentication (?:failed|required)",
             r"password authentication failed", r"access denied for user", r"invalid (?:token|credentials|api.?key"
             r"|password|signature|username or password)", r"(?:token|credentials?|session) (?:has )?expired",
             r"not authenticated", r"permission denied \(publickey", r"bad credentials", r"invalid_grant",
@@ -107,10 +118,13 @@ _BUILTINS: tuple[_Builtin, ...] = (
         frozenset({"provision", "release", "lock"})),
 )
 
-_TEST_BUG_TEXT = _lower_rx(r"fixture '[^']+' not found", r"missing \d+ required positional argument",
-                     r"got an unexpected keyword argument", r"^nameerror", r"is not defined")
-_TEST_BUG_TYPES = frozenset({"NameError", "UnboundLocalError", "SyntaxError", "IndentationError",
-                             "FixtureLookupError", "UsageError"})
+_FIXTURE_MISSING = _lower_rx(r"fixture '[^']+' not found")
+_WRONG_CALL = _lower_rx(r"missing \d+ required (?:positional|keyword-only) argument", r"got an unexpected keyword argument",
+                        r"takes \d+ positional arguments? but \d+ (?:were|was) given")
+_TEST_BUG_TYPES = frozenset({"SyntaxError", "IndentationError", "FixtureLookupError", "UsageError"})
+# A name error is the code's own mistake: the test's when raised in test code, the product's in project code.
+_LOCATED_TYPES = frozenset({"NameError", "UnboundLocalError"})
+FLAKY_FLIPS = 2  # pass/fail changes over recent runs (this failure included) that make a test flaky
 # A server answering 500 is the product failing, even when the test's HTTP client raised it.
 _SERVER_ERROR = _lower_rx(r"\b500\b[^\n]*server error", r"internal server error")
 _TEXT_LIMIT = 4000  # exception text searched by the built-in rules; long assertion diffs add nothing
@@ -174,6 +188,11 @@ class Categoriser:
         if decide_flaky("failed", record.rerun_outcomes) == "flaky":
             return Categorisation("flaky", "test", "builtin:flaky", "passed on re-run: "
                                   + ",".join(record.rerun_outcomes))
+        if record.history and record.phase in ("test", "setup", "teardown"):
+            flips = history_flips(record.history)
+            if flips >= FLAKY_FLIPS:
+                return Categorisation("flaky", "test", "builtin:flaky", f"flipped {flips} times between pass and "
+                                      f"fail over its last {min(len(record.history), 10) + 1} runs")
         return self._builtin(record, exc, text)
 
     def _configured(self, record: FailureRecord, exc_full: str, exc: str,
@@ -198,41 +217,64 @@ class Categoriser:
         return None
 
     def _builtin(self, record: FailureRecord, exc: str, text: str) -> Categorisation:
+        frames = parse_frames(record.traceback)
+        where, _ = where_raised(frames)
+        project = [f for f in frames if not f.is_library]
+        project_inner = project[-1] if project else None
+        family = family_of(record.exception_type)
         for b in _BUILTINS:
             if record.phase in b.phases:
-                return Categorisation(b.name, BUILTIN_DEFECT_TYPES[b.name], f"builtin:{b.name}",
-                                      f"phase {record.phase}")
+                return _make(b.name, f"phase {record.phase}")
             if exc in b.types:
                 if b.name == "environment" and exc in {"OperationalError", "InterfaceError", "ConnectionError"} \
                         and not (b.pattern and b.pattern.search(text)):
                     continue  # these wrap many causes; only call them infrastructure with a telling message
-                return Categorisation(b.name, BUILTIN_DEFECT_TYPES[b.name], f"builtin:{b.name}",
-                                      f"exception type {exc}")
+                return _make(b.name, f"exception type {exc}")
+            if family == b.name:
+                return _make(b.name, f"exception type {exc} (a {b.name} error by its name)")
             m = b.pattern.search(text) if b.pattern else None
             if m:
-                return Categorisation(b.name, BUILTIN_DEFECT_TYPES[b.name], f"builtin:{b.name}",
-                                      f"matched {m.group(0)!r}")
-        return _code_category(record, exc, text)
+                return _make(b.name, f"matched {m.group(0)!r}")
+            if b.name == "test_data":
+                found = data_file_error(record, where, project_inner) or none_from_lookup(record)
+                if found:
+                    return _make("test_data", found)
+            elif b.name == "dependency":
+                found = api_drift(record, frames, where)
+                if found:
+                    return _make("dependency", found)
+        return _code_category(record, exc, text, frames)
 
 
-def _code_category(record: FailureRecord, exc: str, text: str) -> Categorisation:
+def _make(name: str, evidence: str) -> Categorisation:
+    return Categorisation(name, BUILTIN_DEFECT_TYPES[name], f"builtin:{name}", evidence)
+
+
+def _code_category(record: FailureRecord, exc: str, text: str, all_frames: list[Frame]) -> Categorisation:
     """Product or test bug by where the error is: assertions are the product's, errors in tests are the test's."""
-    def make(name: str, evidence: str) -> Categorisation:
-        return Categorisation(name, BUILTIN_DEFECT_TYPES[name], f"builtin:{name}", evidence)
-
-    if exc in _TEST_BUG_TYPES or _TEST_BUG_TEXT.search(text):
-        return make("test_bug", f"{exc or 'error'} in test code")
+    first = text.split("\n", 1)[0]
+    assertion = exc in _ASSERTION_TYPES
+    frames = [f for f in all_frames if not f.is_library]
+    inner = frames[-1] if frames else None
+    in_test = inner is not None and inner.is_test
+    if exc in _TEST_BUG_TYPES or (not assertion and _FIXTURE_MISSING.search(first)):
+        return _make("test_bug", f"{exc or 'error'} in test code")
     if record.phase in ("setup", "teardown", "collection"):
-        return make("test_bug", f"{exc or 'error'} in {record.phase} (fixture or test module)")
-    if exc in _ASSERTION_TYPES:
-        return make("product_bug", "assertion failed")
+        return _make("test_bug", f"{exc or 'error'} in {record.phase} (fixture or test module)")
+    if assertion:
+        return _make("product_bug", "assertion failed")
+    if exc in _LOCATED_TYPES or _WRONG_CALL.search(first):
+        where = f"{inner.short_path}:{inner.line}" if inner else "unknown code"
+        if inner is None or in_test:
+            return _make("test_bug", f"{exc} in test code {where}")
+        return _make("product_bug", f"{exc} in project code {where}")
     server = _SERVER_ERROR.search(text)
     if server:
-        return make("product_bug", f"the server answered {server.group(0)!r}")
-    frames = [f for f in parse_frames(record.traceback) if not f.is_library]
-    if not frames:
-        return make("unclassified", "no project frame in the traceback")
-    inner = frames[-1]
-    if inner.is_test:
-        return make("test_bug", f"{exc} raised in test code {inner.short_path}:{inner.line}")
-    return make("product_bug", f"{exc} raised in project code {inner.short_path}:{inner.line}")
+        return _make("product_bug", f"the server answered {server.group(0)!r}")
+    if inner is None:
+        return _make("unclassified", "no project frame in the traceback")
+    if not exc and in_test:  # no exception at all: the test's own check failed (Go's t.Errorf, a plain fail)
+        return _make("product_bug", f"the test's check failed at {inner.short_path}:{inner.line}")
+    if in_test:
+        return _make("test_bug", f"{exc} raised in test code {inner.short_path}:{inner.line}")
+    return _make("product_bug", f"{exc} raised in project code {inner.short_path}:{inner.line}")

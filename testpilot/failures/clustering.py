@@ -13,7 +13,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 
-from testpilot.failures.signature import Signature
+from testpilot.failures.signature import TEST_CODE, Signature
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -87,27 +87,95 @@ def _order(item: Hashable) -> int:
 def cluster_signatures(signatures: Sequence[Signature], threshold: float) -> list[list[int]]:
     """Indices of ``signatures`` grouped into clusters, biggest first; each group starts with its leader.
 
-    Identical keys always share a cluster. Distinct keys join the most similar leader at or above
-    ``threshold``; the most frequent signatures become leaders first, so a cluster is named after its
-    common form, not a stray variant.
+    Identical keys always share a cluster. A distinct key joins the most similar leader at or above
+    ``threshold`` only within its bucket (same exception type at the same crash point): messages that
+    look alike at different crash points are different causes. The most frequent signatures become
+    leaders first, so a cluster is named after its common form, not a stray variant.
     """
     by_key: dict[str, list[int]] = defaultdict(list)
     for i, sig in enumerate(signatures):
         by_key[sig.key].append(i)
-    uniques = sorted(by_key, key=lambda k: (-len(by_key[k]), k))
-    doc_freq: Counter[str] = Counter()
-    for key in uniques:
-        doc_freq.update(signatures[by_key[key][0]].tokens)
-    index = SimilarityIndex(threshold, rank=lambda token: (doc_freq.get(token, 0), token))
+    buckets: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for key in sorted(by_key, key=lambda k: (-len(by_key[k]), k)):
+        buckets[signatures[by_key[key][0]].bucket].append(key)
     groups: list[list[int]] = []
-    for key in uniques:
-        members = by_key[key]
-        tokens = signatures[members[0]].tokens
-        match = index.best(tokens)
-        if match is None:
-            index.add(len(groups), tokens)
-            groups.append(list(members))
-        else:
-            groups[int(match[0])].extend(members)  # type: ignore[call-overload]
+    in_tests: dict[str, list[int]] = {}
+    for (exc, point), keys in buckets.items():
+        if point == TEST_CODE:  # the test's own check failed: its message is only data
+            in_tests[exc] = [i for key in keys for i in by_key[key]]
+            continue
+        if len(keys) == 1:
+            groups.append(list(by_key[keys[0]]))
+            continue
+        doc_freq: Counter[str] = Counter()
+        for key in keys:
+            doc_freq.update(signatures[by_key[key][0]].tokens)
+        index = SimilarityIndex(threshold, rank=_rarest_first(doc_freq))
+        local: list[list[int]] = []
+        for key in keys:
+            members = by_key[key]
+            tokens = signatures[members[0]].tokens
+            match = index.best(tokens)
+            if match is None:
+                index.add(len(local), tokens)
+                local.append(list(members))
+            else:
+                local[int(match[0])].extend(members)  # type: ignore[call-overload]
+        groups.extend(local)
+    groups = join_meeting(groups, signatures)
+    groups.extend(_tests_by_function(groups, in_tests, signatures))
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups
+
+
+def _rarest_first(doc_freq: Counter[str]) -> Callable[[str], tuple[int, str]]:
+    return lambda token: (doc_freq.get(token, 0), token)
+
+
+def _tests_by_function(groups: list[list[int]], in_tests: dict[str, list[int]],
+                       signatures: Sequence[Signature]) -> list[list[int]]:
+    """Failures whose only project code is the test (its own check failed): one cluster per exception type,
+    which joins the cluster of the function most of them called (the function under test, where other
+    failures of the run crashed). Only one join, so a few shared helpers cannot chain causes together."""
+    where: dict[str, int] = {}  # bare function name -> the biggest cluster crashing in it
+    for g, members in enumerate(groups):
+        for name in sorted({n for i in members for n in signatures[i].meets}):
+            where.setdefault(name, g)
+    rest: list[list[int]] = []
+    for exc in sorted(in_tests):
+        members = in_tests[exc]
+        hits = Counter(where[n] for i in members for n in signatures[i].meets if n in where)
+        if hits:
+            target = min(hits, key=lambda g: (-hits[g], g))
+            groups[target].extend(members)
+        else:
+            rest.append(members)
+    return rest
+
+
+def join_meeting(groups: list[list[int]], signatures: Sequence[Signature]) -> list[list[int]]:
+    """Join clusters whose failures meet in the same function (see ``meeting_functions``): one faulty
+    function fails tests through different callers, exception types and messages. Union-find over the
+    function names, biggest clusters first, so the join is deterministic."""
+    parent = list(range(len(groups)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for g, members in enumerate(sorted(groups, key=lambda m: (-len(m), m[0]))):
+        for name in sorted({n for i in members for n in signatures[i].meets}):
+            if name in owner:
+                a, b = root(owner[name]), root(g)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+            else:
+                owner[name] = g
+    ordered = sorted(groups, key=lambda m: (-len(m), m[0]))
+    joined: dict[int, list[int]] = {}
+    for g, members in enumerate(ordered):
+        joined.setdefault(root(g), []).extend(members)
+    return list(joined.values())

@@ -50,7 +50,8 @@ class FailuresConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     categories: list[CategoryRule] = Field(default_factory=list, description="Applied in order, before built-ins.")
     routing: dict[str, str] = Field(default_factory=dict, description="Category name -> team.")
-    reruns: int = Field(default=0, ge=0, description="Re-run failed tests this many times to detect flakiness.")
+    reruns: int = Field(default=1, ge=0, description="Re-run failed tests this many times to detect flakiness "
+                                                     "(one by default; 0 turns re-runs off).")
     similarity: float = Field(default=0.8, gt=0, le=1, description="Token-set similarity to join a cluster.")
     hints: dict[str, str] = Field(default_factory=dict,
                                   description="Category name -> hint; overrides the built-in hint.")

@@ -6,6 +6,7 @@ Hand-written because no maintained library parses pytest's long/short/line repor
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -21,8 +22,21 @@ _EXC_LINE = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception
                        r"Interrupt|Conflict|NotFound|Found|Refused|Denied|Full|Warning|Abort)|Failed|"
                        r"(?:[a-z_]\w*\.)*(?:gaierror|herror|timeout))(?::\s?(?P<msg>.*))?$")
 
+# Java/Kotlin "at pkg.Class.method(File.java:12)", JavaScript "at fn (/path/file.js:4:22)" or "at /path:4:2",
+# Go "\t/path/file.go:14 +0x1d" after a "pkg.Func(...)" line, and Go's "    file_test.go:12: message".
+_JAVA_LOC = re.compile(r"^\s*at (?:[\w.-]+/)*(?P<cls>[\w$.]+)\.(?P<func>[\w$<>]+)\((?P<file>[\w$]+\.(?:java|kt|scala|groovy))"
+                       r"(?::(?P<line>\d+))?\)")
+_JS_LOC = re.compile(r"^\s*at (?:(?P<func>[^()]+?) \()?(?P<path>[^()\s]+?\.[cm]?[jt]sx?):(?P<line>\d+):\d+\)?\s*$")
+_GO_LOC = re.compile(r"^\t(?P<path>\S+\.go):(?P<line>\d+)(?: \+0x[0-9a-f]+)?$")
+_GO_FUNC = re.compile(r"^(?P<func>[\w./-]+\.[\w.()*]+)\(.*\)$")
+_GO_TEST_LINE = re.compile(r"^\s{4}(?P<path>\w+_test\.go):(?P<line>\d+): ")
+
 _LIBRARY_MARKERS = ("site-packages", "dist-packages", "/lib/python3", "<frozen", "/usr/lib/", "/.pyenv/",
-                    "<string>", "/lib64/python3")
+                    "<string>", "/lib64/python3", "node_modules/", "node:", "/usr/local/go/src/", "/go/pkg/mod/",
+                    "<java>/", "<anonymous>")
+_JAVA_LIBRARY = ("java.", "javax.", "jdk.", "sun.", "kotlin.", "scala.", "org.junit.", "org.opentest4j.",
+                 "org.apache.maven.", "org.assertj.", "org.mockito.", "org.hamcrest.", "junit.", "org.testng.",
+                 "org.gradle.", "com.sun.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +46,7 @@ class Frame:
     path: str
     line: int
     function: str = ""
+    innermost_first: bool = False  # read from a Java, JavaScript or Go trace, which prints the innermost first
 
     @property
     def is_library(self) -> bool:
@@ -41,8 +56,10 @@ class Frame:
     def is_test(self) -> bool:
         name = self.path.rsplit("/", 1)[-1]
         parts = self.path.replace("\\", "/").split("/")
-        return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-                or "tests" in parts[:-1] or "test" in parts[:-1])
+        return (name.startswith("test_") or name.endswith(("_test.py", "_test.go", "Test.java", "Tests.java",
+                                                            "Test.kt", "IT.java"))
+                or name == "conftest.py" or ".test." in name or ".spec." in name
+                or "tests" in parts[:-1] or "test" in parts[:-1] or "__tests__" in parts[:-1])
 
     @property
     def short_path(self) -> str:
@@ -52,9 +69,16 @@ class Frame:
 
 def parse_frames(traceback: str) -> list[Frame]:
     """Frames from outermost to innermost, in the order the traceback prints them."""
+    return list(_parse_frames(traceback))
+
+
+@functools.lru_cache(maxsize=16)  # categorising and signing one failure read the same traceback in turn
+def _parse_frames(traceback: str) -> tuple[Frame, ...]:
     frames: list[Frame] = []
-    block_def = ""
+    foreign: list[Frame] = []
+    block_def = prev = ""
     for line in traceback.splitlines():
+        before, prev = prev, line
         # Cheap substring checks first: most lines are source code, and this runs for every failure.
         if line.startswith("_") and _SEPARATOR.match(line):
             block_def = ""
@@ -64,6 +88,10 @@ def parse_frames(traceback: str) -> list[Frame]:
             if found:
                 block_def = found.group(1)
         if ".py" not in line:
+            if "at " in line or ".go:" in line:
+                other = _foreign_frame(line, before)
+                if other is not None:
+                    (foreign if other.innermost_first else frames).append(other)
             continue
         m = _PYTEST_LOC.match(line) or _NATIVE_LOC.match(line) or _FIXTURE_LOC.match(line)
         if m is None:
@@ -73,7 +101,31 @@ def parse_frames(traceback: str) -> list[Frame]:
             func = block_def
         frames.append(Frame(m.group("path"), int(m.group("line")), func.strip("<>") if func else ""))
         block_def = ""
-    return frames
+    return tuple(frames + foreign[::-1] if foreign else frames)
+
+
+def _foreign_frame(line: str, before: str) -> Frame | None:
+    """A Java, JavaScript or Go frame. Java and JavaScript print innermost first: the caller reverses them."""
+    m = _JAVA_LOC.match(line)
+    if m:
+        cls = m.group("cls")
+        package = cls.rsplit(".", 1)[0].replace(".", "/") if "." in cls else ""
+        prefix = "<java>/" if cls.startswith(_JAVA_LIBRARY) else ""
+        path = f"{prefix}{package}/{m.group('file')}" if package else prefix + m.group("file")
+        return Frame(path, int(m.group("line") or 0), m.group("func"), innermost_first=True)
+    m = _JS_LOC.match(line)
+    if m:
+        func = (m.group("func") or "").rsplit(".", 1)[-1].replace("<anonymous>", "")
+        return Frame(m.group("path"), int(m.group("line")), func, innermost_first=True)
+    m = _GO_LOC.match(line)
+    if m:
+        f = _GO_FUNC.match(before)
+        func = f.group("func").rsplit("/", 1)[-1].split(".", 1)[-1] if f else ""
+        return Frame(m.group("path"), int(m.group("line")), func, innermost_first=True)
+    m = _GO_TEST_LINE.match(line)
+    if m:
+        return Frame(m.group("path"), int(m.group("line")), "")
+    return None
 
 
 def final_exception_type(traceback: str) -> str:

@@ -44,6 +44,26 @@ class ClusterReport(BaseModel):
     nearest_category: str = ""
     nearest_similarity: float = 0.0
     flip_rates: dict[str, float] = Field(default_factory=dict, description="Test -> flip rate, for flaky tests.")
+    crash_point: str = Field(default="", description="Innermost project frame (or called function) members share.")
+    shared: str = Field(default="", description="What the members share, in words: why they are one cluster.")
+
+
+class TestVerdict(BaseModel):
+    """The answer for one failing test: its own category (not its cluster's majority), cluster and owner."""
+
+    __test__ = False
+    test_id: str
+    app: str = ""
+    phase: str = "test"
+    category: str
+    defect_type: str
+    rule: str = ""
+    evidence: str = ""
+    cluster: str = ""
+    exception_type: str = ""
+    message: str = ""
+    suggested_cause: str = ""
+    owner: str = ""
 
 
 class FailureAnalysis(BaseModel):
@@ -54,6 +74,7 @@ class FailureAnalysis(BaseModel):
     analysed_at: str = ""
     failures: int = 0
     clusters: list[ClusterReport] = Field(default_factory=list)
+    tests: list[TestVerdict] = Field(default_factory=list, description="One verdict per failure, in input order.")
     dirty_hosts: list[str] = Field(default_factory=list)
     host_rates: dict[str, float] = Field(default_factory=dict)
 

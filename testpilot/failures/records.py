@@ -35,6 +35,8 @@ class FailureRecord(BaseModel):
     duration: float = 0.0
     rerun_outcomes: list[Outcome] = Field(default_factory=list,
                                           description="Outcomes of automatic re-runs, in order.")
+    history: list[Outcome] = Field(default_factory=list,
+                                   description="The test's outcomes in earlier runs, oldest first.")
 
     @property
     def test_file(self) -> str:
@@ -56,8 +58,11 @@ def record_from_result(result: TestResult, reruns: Sequence[TestResult | Outcome
         elif message.startswith("collection failure") or result.phase == "collection":
             phase = "collection"
     exc_type, text = split_exception(message)
+    if not exc_type and message.lstrip().startswith(("assert ", "expect(", "Error: expect(")):
+        exc_type = "AssertionError"  # pytest's rewritten asserts and Jest's expect() name no type
+        text = message.strip().removeprefix("Error: ")
     if not exc_type:
-        exc_type = final_exception_type(result.traceback)
+        exc_type = result.error_type or final_exception_type(result.traceback)
     if phase in ("collection", "setup", "teardown") and not split_exception(message)[0]:
         # "collection failure" or a fixture-lookup listing: the telling line is the last E line.
         lines = exception_lines(result.traceback)

@@ -12,6 +12,7 @@ Live processes are kept in a registry of this module keyed by pid, so tasks can 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -31,6 +32,7 @@ from testpilot.suite import HealthCheck
 LOOPBACK = "127.0.0.1"
 
 _running: dict[int, subprocess.Popen[bytes]] = {}
+_records: dict[int, Path] = {}  # pid -> its pid file, removed when the service is stopped
 _running_lock = threading.Lock()
 
 
@@ -79,8 +81,11 @@ def service_argv(command: str, *, port: int, app: str = "") -> list[str]:
 
 
 def start_service(app: str, command: str, *, cwd: str, env: Mapping[str, str], port: int,
-                  log_path: str) -> int:
-    """Start the service process and return its pid; it keeps running until ``stop_service``."""
+                  log_path: str, record_dir: Path | None = None, run_id: str = "") -> int:
+    """Start the service process and return its pid; it keeps running until ``stop_service``.
+
+    With ``record_dir``, a pid file ``<run_id>-<pid>.json`` records it there until it is stopped, so a
+    run killed with ``kill -9`` (no hook runs) leaves a trace the sweep (:func:`sweep_services`) acts on."""
     argv = service_argv(command, port=port, app=app)
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -93,7 +98,44 @@ def start_service(app: str, command: str, *, cwd: str, env: Mapping[str, str], p
             return 0
     with _running_lock:
         _running[proc.pid] = proc
+    if record_dir is not None:
+        record_dir.mkdir(parents=True, exist_ok=True)
+        record = {"pid": proc.pid, "run_id": run_id, "app": app, "started": _start_ticks(proc.pid)}
+        (record_dir / f"{run_id or 'norun'}-{proc.pid}.json").write_text(json.dumps(record))
+        _records[proc.pid] = record_dir / f"{run_id or 'norun'}-{proc.pid}.json"
     return proc.pid
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot: with the pid, it names one process for good."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def sweep_services(record_dir: Path, live_runs: set[str]) -> list[int]:
+    """Kill the process group of every recorded service whose run is not in ``live_runs``; returns the pids.
+
+    A record whose pid now belongs to another process (a different start time) is only removed."""
+    killed: list[int] = []
+    for path in sorted(record_dir.glob("*.json")) if record_dir.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+            pid, run_id = int(record["pid"]), str(record.get("run_id", ""))
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            continue
+        if run_id and run_id in live_runs:
+            continue
+        if record.get("started") is not None and _start_ticks(pid) == record["started"]:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                killed.append(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        path.unlink(missing_ok=True)
+    return killed
 
 
 def exit_status(pid: int) -> int | None:
@@ -147,6 +189,7 @@ def stop_service(pid: int, *, grace: float = 3.0) -> int | None:
     """Stop the service's whole process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
     with _running_lock:
         proc = _running.pop(pid, None)
+        record = _records.pop(pid, None)
     if proc is None:
         return None
     if proc.poll() is None:
@@ -166,6 +209,8 @@ def stop_service(pid: int, *, grace: float = 3.0) -> int | None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    if record is not None:
+        record.unlink(missing_ok=True)
     return proc.returncode
 
 

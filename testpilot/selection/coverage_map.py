@@ -32,9 +32,16 @@ class CoverageMap(BaseModel):
         return [self.contexts[i] for i in lines[line]]
 
 
+_PHASES = ("|run", "|setup", "|teardown")
+
+
 def _context_test(context: str) -> str:
-    # pytest-cov writes "tests/test_a.py::test_x|run"; setup and teardown phases count as the test.
-    return context.rsplit("|", 1)[0] if "|" in context else context
+    # pytest-cov writes "tests/test_a.py::test_x|run"; setup and teardown phases count as the test. Only
+    # those suffixes are cut: a parametrised id may itself contain "|" ("test_x[a|b]").
+    for phase in _PHASES:
+        if context.endswith(phase):
+            return context[:-len(phase)]
+    return context
 
 
 def coverage_map_from_data(data_file: str | Path, *, repo_root: Path, commit: str, app: str) -> CoverageMap:

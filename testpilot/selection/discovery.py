@@ -69,9 +69,19 @@ class AppSpec:
         if not _under_any(rel, self.test_paths):
             return False
         folder_re, name_re, path_re = self._patterns
-        if any(folder_re.match(part) for part in rel.split("/")[:-1]):
+        parts = rel.split("/")[:-1]
+        if any(folder_re.match(part) for part in parts):
+            return False
+        if self._folder_paths and any(fnmatch.fnmatch("/" + "/".join(parts[:i]), pattern)
+                                      for pattern in self._folder_paths for i in range(1, len(parts) + 1)):
             return False
         return bool(name_re.match(name) or (path_re and path_re.match(rel)))
+
+    @cached_property
+    def _folder_paths(self) -> list[str]:
+        # pytest matches a norecursedirs pattern with a "/" against the whole path (fnmatch_ex), else
+        # against the folder's name.
+        return ["*/" + p.strip("/") for p in self.pytest.norecursedirs if "/" in p.strip("/")]
 
     @cached_property
     def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str] | None]:
@@ -80,7 +90,7 @@ class AppSpec:
             return "|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or "(?!)"
 
         by_path = [p for p in self.pytest.python_files if "/" in p]
-        return (re.compile(union(self.pytest.norecursedirs)),
+        return (re.compile(union([p for p in self.pytest.norecursedirs if "/" not in p.strip("/")])),
                 re.compile(union([p for p in self.pytest.python_files if "/" not in p])),
                 re.compile(union(by_path)) if by_path else None)
 

@@ -18,17 +18,19 @@ from testpilot.errors import ConfigError
 from testpilot.results import Reason, Selection
 from testpilot.selection import git
 from testpilot.selection.cache import ImportCache
-from testpilot.selection.coverage_map import CoverageMap
 from testpilot.selection.discovery import AppSpec, app_specs
 from testpilot.selection.graph import ImportGraph, build_graph, fingerprint
 from testpilot.selection.history import History
 from testpilot.selection.imports import ParsedImports
 from testpilot.selection.modes import parse_budget
 from testpilot.selection.ranking import rank
+from testpilot.selection.record import Record, load_local
+from testpilot.selection.recorded import record_evidence, runtime_links
 from testpilot.selection.rules import mapping_hits, match_tests, unanalysable_rule
 from testpilot.selection.strategies import Covered, coverage_evidence, cross_app_evidence
 
 if TYPE_CHECKING:
+    from testpilot.selection.coverage_map import CoverageMap
     from testpilot.suite import Suite
 
 WORKTREE_LABEL = "WORKTREE"
@@ -132,9 +134,14 @@ def build_workspace(repo: Path, base: str | None, head: str | None, suite: Suite
 
 
 def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: Dependents | None,
-                     suite: Suite | None, notes: list[str]) -> tuple[Evidence, list[str], dict[str, str]]:
+                     suite: Suite | None, notes: list[str], records: dict[str, Record] | None = None,
+                     ) -> tuple[Evidence, list[str], dict[str, str]]:
     """Apply every strategy; returns evidence, unanalysable files and affected scenarios."""
     ev = Evidence()
+    handled: set[str] = set()  # changed paths a per-test record answered for
+    for spec in ws.apps:
+        if records and spec.name in records:
+            handled |= record_evidence(ev, ws, spec, records[spec.name], notes)
     unanalysable: list[str] = []
     test_set = {app.name: set(files) for app, files in zip(ws.apps, ws.tests.values(), strict=True)}
     changed_apps: dict[str, str] = {}  # app -> first changed non-test file in it
@@ -180,6 +187,8 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
         error = ws.graph.errors.get(path)
         if is_py and change.status != "D" and error:
             notes.append(f"could not parse {path} ({error}); the files importing it are selected")
+        if path in handled:
+            continue
         if is_py:
             if path in ws.graph.dynamic and _unanalysable(ev, ws, app, rel, path, whole_suite, notes,
                                                           why="imports by computed name"):
@@ -188,6 +197,8 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
             if _unanalysable(ev, ws, app, rel, path, whole_suite, notes):
                 unanalysable.append(path)
 
+    for path in handled:
+        ws.sources.pop(path, None)  # the record shows which tests ran it: no import chains, no name match
     covered = _graph_evidence(ev, ws, coverage, test_set, notes)
     for path in _unreached(ws, covered):
         # No test imports it, so it is loaded by name (plugins, settings strings), run as a script,
@@ -201,6 +212,8 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
                 ev, ws, app, rel, path, whole_suite, notes, why="no test imports it and no file names it"):
             unanalysable.append(path)
     for app_name, test, path in name_hits:
+        if path in handled:
+            continue
         if app_name not in covered.get(path, {}) or test in covered[path][app_name]:  # coverage knows better
             ev.add(app_name, test, Reason(strategy="name_match", changed_file=path,
                                           text=f"named after changed module {path}"))
@@ -214,7 +227,8 @@ def collect_evidence(ws: Workspace, *, coverage: list[CoverageMap], dependents: 
             for test in match_tests([pattern], ws.tests[app.name]):
                 ev.add(app.name, test, Reason(strategy="always_run", rule_id=pattern,
                                               text=f"always_run: {pattern}"))
-    scenarios = cross_app_evidence(ev, ws.apps, ws.tests, changed_apps, dependents, suite)
+    links = {name: runtime_links(rec) for name, rec in (records or {}).items()}
+    scenarios = cross_app_evidence(ev, ws.apps, ws.tests, changed_apps, dependents, suite, links)
     return ev, unanalysable, scenarios
 
 
@@ -347,18 +361,20 @@ def select_tests(repo: Path, base: str | None, head: str | None = None, suite: S
                  history: History | None = None, coverage: CoverageMap | list[CoverageMap] | None = None,
                  budget: str | float | None = None, confidence: float | None = None,
                  cache_dir: Path | None = None, dependents: Dependents | None = None,
-                 default_duration: float = 1.0) -> Selection:
+                 default_duration: float = 1.0, records: dict[str, Record] | None = None,
+                 record_store: Path | None = None) -> Selection:
     """Select the tests a change between ``base`` and ``head`` can affect (None = working tree)."""
     return run_selection(repo, base, head, suite, history=history, coverage=coverage, budget=budget,
                          confidence=confidence, cache_dir=cache_dir, dependents=dependents,
-                         default_duration=default_duration)[1]
+                         default_duration=default_duration, records=records, record_store=record_store)[1]
 
 
 def run_selection(repo: Path, base: str | None, head: str | None = None, suite: Suite | None = None, *,
                   history: History | None = None, coverage: CoverageMap | list[CoverageMap] | None = None,
                   budget: str | float | None = None, confidence: float | None = None,
                   cache_dir: Path | None = None, dependents: Dependents | None = None,
-                  default_duration: float = 1.0) -> tuple[Workspace, Selection]:
+                  default_duration: float = 1.0, records: dict[str, Record] | None = None,
+                  record_store: Path | None = None) -> tuple[Workspace, Selection]:
     """``select_tests``, also returning the workspace (graph, tests) used for explanations."""
     seconds = parse_budget(budget) if budget is not None else None
     # The run allocates hundreds of thousands of small acyclic objects; in a long-lived process
@@ -368,7 +384,7 @@ def run_selection(repo: Path, base: str | None, head: str | None = None, suite: 
     try:
         return _run(repo, base, head, suite, history=history, coverage=coverage, budget=budget, seconds=seconds,
                     confidence=confidence, cache_dir=cache_dir, dependents=dependents,
-                    default_duration=default_duration)
+                    default_duration=default_duration, records=records, record_store=record_store)
     finally:
         if enabled:
             gc.enable()
@@ -377,12 +393,26 @@ def run_selection(repo: Path, base: str | None, head: str | None = None, suite: 
 def _run(repo: Path, base: str | None, head: str | None, suite: Suite | None, *, history: History | None,
          coverage: CoverageMap | list[CoverageMap] | None, budget: str | float | None, seconds: float | None,
          confidence: float | None, cache_dir: Path | None, dependents: Dependents | None,
-         default_duration: float) -> tuple[Workspace, Selection]:
+         default_duration: float, records: dict[str, Record] | None,
+         record_store: Path | None) -> tuple[Workspace, Selection]:
     ws = build_workspace(repo, base, head, suite, cache_dir)
     notes: list[str] = []
-    maps = [coverage] if isinstance(coverage, CoverageMap) else list(coverage or [])
+    if records is None and record_store is not None:
+        records = {}
+        for app in ws.apps:
+            found = load_local(ws.root, ws.base, app.name, app.dir, record_store)
+            if found is not None:
+                records[app.name] = found
+    for app in ws.apps:
+        if records is not None and app.name in records:
+            notes.append(f"{app.name}: per-test record of {records[app.name].commit[:12]} used "
+                         f"({len(records[app.name].owner)} tests)")
+        elif records is not None:
+            notes.append(f"{app.name}: no per-test record, so the import graph was used; record one with "
+                         f"`testpilot record --repo {repo}`")
+    maps = list(coverage) if isinstance(coverage, list | tuple) else [coverage] if coverage is not None else []
     ev, unanalysable, scenarios = collect_evidence(ws, coverage=maps, dependents=dependents, suite=suite,
-                                                   notes=notes)
+                                                   notes=notes, records=records)
     selection = rank(ev, ws.tests, {app.name: app.config.never_run for app in ws.apps}, history=history,
                      budget=budget, seconds=seconds, confidence=confidence, default_duration=default_duration,
                      notes=notes)

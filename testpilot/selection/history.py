@@ -93,7 +93,7 @@ class HistoryIndex:
 
 
 # How close each kind of evidence is to the change; tests with closer evidence run first.
-PROXIMITY = {"changed_test": 1.0, "coverage": 0.95, "name_match": 0.85, "string_reference": 0.5, "mapping_rule": 0.45,
+PROXIMITY = {"changed_test": 1.0, "recorded": 0.97, "coverage": 0.95, "name_match": 0.85, "string_reference": 0.5, "mapping_rule": 0.45,
              "dynamic_import": 0.4, "unanalysable": 0.3, "dependent_app": 0.25, "always_run": 0.2}
 
 

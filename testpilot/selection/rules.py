@@ -9,15 +9,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from testpilot.errors import ConfigError
 from testpilot.selection.config import MappingRule, SelectionConfig
 
+if TYPE_CHECKING:
+    import pathspec
+
 
 @lru_cache(maxsize=1024)
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec:
+    import pathspec  # only when a suite has patterns: zero-config `select` starts without it
+
     return pathspec.PathSpec.from_lines("gitignore", patterns)
 
 

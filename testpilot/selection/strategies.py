@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from testpilot.errors import GitError
 from testpilot.results import Reason
 from testpilot.selection import git
-from testpilot.selection.coverage_map import IMPORT_TIME, CoverageMap, statement_spans
 from testpilot.selection.discovery import AppSpec
 
 if TYPE_CHECKING:
+    from testpilot.selection.coverage_map import CoverageMap
     from testpilot.selection.engine import Evidence, Workspace
     from testpilot.suite import Suite
 
@@ -25,6 +25,7 @@ def coverage_evidence(ev: Evidence, ws: Workspace, maps: list[CoverageMap], test
                       notes: list[str]) -> Covered:
     """Select tests that ran the changed lines. A file is narrowed only when every changed statement was
     run by tests (not at import time) and the file has not changed since the coverage was collected."""
+    from testpilot.selection.coverage_map import IMPORT_TIME, statement_spans
     from testpilot.selection.engine import _is_test_path, owner
 
     if ws.base is None:
@@ -90,9 +91,14 @@ def _ranges(lines: list[int]) -> str:
 
 
 def cross_app_evidence(ev: Evidence, apps: list[AppSpec], tests: dict[str, list[str]], changed: dict[str, str],
-                       dependents: Callable[[str], Iterable[str]] | None, suite: Suite | None) -> dict[str, str]:
+                       dependents: Callable[[str], Iterable[str]] | None, suite: Suite | None,
+                       links: dict[str, tuple[set[str], dict[str, str]]] | None = None) -> dict[str, str]:
     """Apps that depend (transitively) on a changed app run their whole suite: their link to it is at
-    run time (HTTP, queues), which imports cannot show. Returns affected scenarios -> why."""
+    run time (HTTP, queues), which imports cannot show. When a dependent app has a per-test record
+    (``links``: recorded test files, and test file -> its first connection or subprocess), only its test
+    files that opened a
+    connection or started a process, or that have no record, can reach the other app. Returns affected
+    scenarios -> why."""
     if dependents is None:
         direct: dict[str, list[str]] = {a.name: [] for a in apps}
         for app in apps:
@@ -117,8 +123,12 @@ def cross_app_evidence(ev: Evidence, apps: list[AppSpec], tests: dict[str, list[
                 text = f"app {dependent} depends on {app_name}, which changed ({path})"
                 affected.setdefault(dependent, text)
                 reason = Reason(strategy="dependent_app", changed_file=path, rule_id=app_name, text=text)
+                known = (links or {}).get(dependent)
                 for test in tests[dependent]:
-                    ev.add(dependent, test, reason)
+                    if known is None or test not in known[0]:
+                        ev.add(dependent, test, reason)
+                    elif test in known[1]:
+                        ev.add(dependent, test, reason.model_copy(update={"text": f"{text}; {known[1][test]}"}))
     scenarios: dict[str, str] = {}
     if suite is not None:
         for name, scenario in suite.scenarios.items():

@@ -20,6 +20,9 @@ EXPECTED = {
     "test_flaky": "flaky",
 }
 
+# A missing fixture file is test data, not a test bug (issue 13: data problems outside a database).
+OVERRIDES = {"tests/test_testbug.py::test_reads_missing_fixture_file": "test_data"}
+
 FILES: dict[str, str] = {}
 
 FILES["shop/__init__.py"] = ""

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
-from corpus_project import EXPECTED, FILES  # noqa: E402
+from corpus_project import EXPECTED, FILES, OVERRIDES  # noqa: E402
 
 from testpilot.errors import ExecutionTimeout, InfrastructureError, LockTimeout, ProvisioningError  # noqa: E402
 from testpilot.failures.records import record_from_error  # noqa: E402
@@ -76,7 +76,7 @@ def run_pytest(project: Path, junit: Path, args: list[str], state: Path) -> None
 
 def expected_for(node_id: str) -> str:
     module = node_id.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
-    return EXPECTED[module]
+    return OVERRIDES.get(node_id) or EXPECTED[module]
 
 
 def pytest_entries(root: Path) -> list[dict]:

@@ -10,6 +10,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.pipeline import pipeline
 from tasks.locks import pool_locks
+from tasks.verdict import read_verdict
 from testpilot.environments.local import leftover_workdirs
 from testpilot.errors import LockTimeout, TestsFailed
 from testpilot.settings import get_settings
@@ -50,6 +51,8 @@ def test_pipeline_selects_runs_reports_and_cleans_up(prefect_api, tmp_path):
     assert "testpilot-summary" in artifacts and "PASSED" in str(artifacts["testpilot-summary"].data)
     assert "testpilot-results-minisuite" in artifacts and "progress" in artifacts
     assert len(json.loads(artifacts["testpilot-results-minisuite"].data)) == 6
+    [verdict] = json.loads(artifacts["testpilot-verdict"].data)  # what `testpilot ci` reads back
+    assert (verdict["exit_code"], verdict["verdict"], verdict["tests"], verdict["failed"]) == (0, "passed", 6, 0)
     from tasks.reports import known_durations, read_history
 
     durations = known_durations(read_history("minisuite"))
@@ -69,6 +72,18 @@ def test_failing_test_fails_the_run_with_category_and_owner(prefect_api, tmp_pat
     assert failure["node_id"] == "tests/test_prices.py::test_total"
     assert (failure["category"], failure["owner"]) == ("product_bug", "alpha-team")
     assert leftover_workdirs(get_settings().home) == []
+    [verdict] = read_verdict(state.state_details.flow_run_id)
+    assert (verdict["exit_code"], verdict["failed"], verdict["message"]) == (1, 1, state.message)
+    assert state.message.startswith("FAILED: 1 of 4 test(s) failed: alpha tests/test_prices.py::test_total")
+
+
+def test_a_run_that_raises_publishes_its_exit_code(prefect_api, tmp_path):
+    """The on_failure hook publishes the verdict of a run that stopped on an error: a bad ref is exit 2."""
+    repo = make_repo(tmp_path)
+    state = pipeline(suite=str(repo / "testpilot.yaml"), base="no-such-ref", head="HEAD", return_state=True)
+    assert state.is_failed()
+    [verdict] = read_verdict(state.state_details.flow_run_id)
+    assert verdict["exit_code"] == 2 and "unknown git ref 'no-such-ref'" in verdict["message"]
 
 
 def test_lock_timeout_names_the_holder(prefect_api):
@@ -162,3 +177,23 @@ def test_dataset_is_generated_once_then_cached_and_failures_are_retrievable(pref
     assert cluster["id"] == first[0]["id"]
     assert cluster["runs_seen"] == first[0]["runs_seen"] + 1, "the second run should match the first run's cluster"
     assert main(["failures", "--run", str(states[1].state_details.flow_run_id)]) == 0
+
+
+def test_the_run_is_renamed_with_the_commits_once_a_fetch_resolves_them(prefect_api, tmp_path):
+    """The name is first computed before the clone has the head commit; after the checkout fetched it,
+    the run shows its sha, not the raw ref."""
+    import subprocess
+
+    from tests.conftest import git
+
+    origin = make_repo(tmp_path / "origin")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+    commit_change(origin, "apps/alpha/src/alpha/names.py", '"-".join', '"-" .join', "pushed after the clone")
+    new = git(origin, "rev-parse", "HEAD").strip()
+    state = pipeline(suite=str(clone / "testpilot.yaml"), repo=str(clone), base="origin/main", head=new,
+                     results_dir=str(tmp_path / "results"), return_state=True)
+    with get_client(sync_client=True) as client:
+        name = client.read_flow_run(state.state_details.flow_run_id).name
+    base = git(clone, "rev-parse", "origin/main").strip()
+    assert name.startswith(f"{base[:10]}..{new[:10]}"), name

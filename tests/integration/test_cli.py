@@ -96,7 +96,7 @@ def test_demo_selects_catches_routes_and_leaves_run_in_prefect(prefect_api, tmp_
     assert len(selected) < total
     assert "tests/test_fees.py::test_bank_transfer_fee_is_capped category=product_bug owner=payments-team" in out
     assert "Environment folders left behind: 0" in out
-    run_id = out.split("/runs/flow-run/")[1].split()[0]
+    run_id = out.split("/runs/flow-run/")[-1].split()[0]  # the change's run (the first one records)
     listed = subprocess.run([sys.executable, "-m", "prefect", "flow-run", "ls"], capture_output=True, text=True,
                             env={**os.environ, "PREFECT_API_URL": prefect_api, "COLUMNS": "300"})
     from uuid import UUID

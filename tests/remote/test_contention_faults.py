@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from testpilot.errors import InfrastructureError
 from tests.conftest import git
 from tests.sim.hetzner import HetznerSim
 from tests.sim.proxmox import ProxmoxSim
@@ -79,7 +80,7 @@ def test_429_storm(prefect_api: str, tmp_path: Path, hetzner: HetznerSim, key: K
 def test_ssh_drop_in_the_middle_of_a_run(prefect_api: str, tmp_path: Path, proxmox: ProxmoxSim,
                                          key: KeyPair) -> None:
     suite = suite_for(tmp_path, proxmox_pool(proxmox, key), only=["gamma"])
-    (suite.parent / "apps" / "gamma" / "tests" / "test_long.py").write_text(
+    (suite.parent / "apps" / "gamma" / "tests" / "test_zz_long.py").write_text(  # runs after the quick ones
         "import os\nimport pathlib\nimport time\n\n\ndef test_long():\n"
         "    pathlib.Path(os.environ['HOME'], 'drop-me').write_text('now')\n    time.sleep(30)\n")
     git(suite.parent, "add", "-A")
@@ -105,9 +106,14 @@ def test_ssh_drop_in_the_middle_of_a_run(prefect_api: str, tmp_path: Path, proxm
         stop.set()
         watcher.join()
     assert state.is_failed() and len(drops) == 2
+    error = state.result(raise_on_failure=False)  # the CLI's exit code comes from it: 3, not 1
+    assert isinstance(error, InfrastructureError) and error.exit_code == 3, error
     report = report_of(state)
     lost = [r for r in report["results"] if r["outcome"] == "error"]
-    assert lost and all(r["message"].startswith("InfrastructureError:") for r in lost)
+    assert [r["node_id"] for r in lost] == ["tests/test_zz_long.py"]  # the one that never finished
+    assert all(r["message"].startswith("InfrastructureError:") for r in lost)
+    passed = [r["node_id"] for r in report["results"] if r["outcome"] == "passed"]
+    assert passed == ["tests/test_maths.py::test_double"]  # what had passed stays passed
     assert "reconnect" in lost[0]["message"]
     assert {c["category"] for c in report["clusters"]["clusters"]} == {"environment"}
     kinds = [t.type for t in proxmox.tasks.values()]

@@ -85,7 +85,7 @@ def report_of(state: Any) -> dict[str, Any]:
 
 def logs_of(state: Any, expect: str) -> list[str]:
     """The run's log lines from the API, once a line containing ``expect`` has arrived (logs ship in batches)."""
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while True:
         lines: list[str] = []
         with get_client(sync_client=True) as client:

@@ -57,6 +57,7 @@ class ProxmoxTimings:
 @dataclass
 class ProxmoxFaults:
     clone_http_500: int = 0            # this many next clone calls fail at once with a 500
+    clone_id_races: int = 0            # this many next clones lose their newid to another client's clone
     clone_task_error: str = ""         # clone tasks stop with this exitstatus
     start_task_error: str = ""
     agent_never_up: bool = False

@@ -74,6 +74,9 @@ def clone(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
     if sim.faults.clone_http_500 > 0:
         sim.faults.clone_http_500 -= 1
         raise PveError(500, f"clone failed: storage 'local-lvm' does not exist on node '{target}'")
+    if sim.faults.clone_id_races > 0 and newid not in sim._vms:  # another client's clone got there first
+        sim.faults.clone_id_races -= 1
+        sim._vms[newid] = VM(newid, target, {"name": f"other-client-{newid}", "tags": "other-client"})
     if newid in sim._vms:
         raise PveError(500, f"unable to create VM {newid}: config file already exists")
     if target not in sim.nodes:
@@ -233,7 +236,7 @@ def file_read(sim: ProxmoxSim, p: dict[str, str], _: str) -> Any:
 @api("GET", "/nodes/{node}/qemu/{vmid}/snapshot")
 def list_snapshots(sim: ProxmoxSim, p: dict[str, str], _: str) -> Any:
     vm = sim._vm(p, unlocked=False)
-    current = {"name": "current", "description": "You are here!", "digest": secrets.token_hex(20)}
+    current: dict[str, Any] = {"name": "current", "description": "You are here!", "digest": secrets.token_hex(20)}
     if vm.snapshots:
         current["parent"] = vm.snapshots[-1]["name"]
     if vm.status == "running":

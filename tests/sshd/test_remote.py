@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -264,3 +265,59 @@ def test_key_helpers_match_openssh(sshd_vm: SimulatedVM, tmp_path: Path) -> None
         load_private_key("not a key")
     with pytest.raises(ConfigError):
         parse_host_key("ssh-ed25519")
+
+
+def test_upload_never_follows_a_symlink_out_of_the_folder(sshd_vm: SimulatedVM, client_key: KeyPair,
+                                                          tmp_path: Path) -> None:
+    # Before: a committed link to a worker file (say a Prefect profile) uploaded the file itself.
+    secret = tmp_path / "profiles.toml"
+    secret.write_text("PREFECT_API_KEY = 'worker-secret'\n")
+    app = tmp_path / "app"
+    (app / "pkg").mkdir(parents=True)
+    (app / "pkg" / "mod.py").write_text("VALUE = 1\n")
+    (app / "alias.py").symlink_to("pkg/mod.py")  # inside: made again as a link
+    (app / "pkgs").symlink_to("pkg", target_is_directory=True)
+    (app / "leak.toml").symlink_to(secret)
+    remote = _host(sshd_vm, client_key)
+    with pytest.raises(ConfigError) as caught:
+        remote.upload_dir(app, "up")
+    assert "leak.toml" in str(caught.value) and "outside" in str(caught.value)
+    assert not (sshd_vm.home / "up" / "leak.toml").exists()
+    assert not any("worker-secret" in p.read_text() for p in (sshd_vm.home / "up").rglob("*") if p.is_file())
+    (app / "leak.toml").unlink()
+    remote.upload_dir(app, "up")
+    assert (sshd_vm.home / "up" / "alias.py").is_symlink()
+    assert remote.run(["cat", "up/alias.py", "up/pkgs/mod.py"]).tail.count("VALUE = 1") == 2
+    remote.close()
+
+
+def test_fence_stops_the_running_command_and_refuses_to_reconnect(sshd_vm: SimulatedVM,
+                                                                  client_key: KeyPair) -> None:
+    import threading
+
+    from testpilot.execution.remote import fence_hosts
+
+    remote = _host(sshd_vm, client_key)
+    remote.owner = "run-1"
+    outcome: list[object] = []
+
+    def stream() -> None:
+        try:
+            outcome.append(remote.run(["sh", "-c", "echo started; sleep 60"]))
+        except InfrastructureError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=stream)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not remote._running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [pid] = remote._running
+    assert fence_hosts(sshd_vm.address, sshd_vm.port, owner="run-2", why="x") == 0  # another run's: untouched
+    assert fence_hosts(sshd_vm.address, sshd_vm.port, owner="run-1", why="teardown began") == 1
+    thread.join(timeout=10)
+    assert not _group_alive(pid)
+    [error] = outcome
+    assert isinstance(error, InfrastructureError) and "teardown began" in str(error)  # no reconnect, no re-run
+    with pytest.raises(InfrastructureError):
+        remote.connect()

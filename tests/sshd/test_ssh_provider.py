@@ -11,7 +11,7 @@ from testpilot.environments.base import AcquireRequest, Environment, Provider
 from testpilot.environments.config import EnvironmentConfig
 from testpilot.environments.ssh import SSHMachine, SSHMachineProvider, machine_from_settings
 from testpilot.errors import ConfigError, ProvisioningError
-from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm
+from tests.sim.sshd import KeyPair, SimulatedVM, SSHDFarm, generate_keypair
 
 pytestmark = pytest.mark.sshd
 
@@ -142,3 +142,15 @@ def test_secrets_stay_out_of_repr_and_errors() -> None:
     assert "port" in caught.value.field and "pa55word" not in str(caught.value)
     with pytest.raises(ConfigError):
         SSHMachineProvider([machine, machine])
+
+
+def test_trust_on_first_use_records_nothing_when_the_login_is_refused(sshd_vm: SimulatedVM,
+                                                                      client_key: KeyPair) -> None:
+    # Before: the key was recorded (and saved to the block) during the handshake, before authentication.
+    learned: list[tuple[str, str]] = []
+    stranger = generate_keypair("not-authorized")
+    provider = _provider(_machine(sshd_vm, stranger, host_key="", trust_on_first_use=True),
+                         on_new_host_key=lambda name, key: learned.append((name, key)))
+    with pytest.raises(ProvisioningError) as caught:
+        provider.acquire(_request())
+    assert "login as" in str(caught.value) and "was refused" in str(caught.value) and learned == []

@@ -103,3 +103,53 @@ def test_scenario_step_needs_test_or_command(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_suite(write(tmp_path, text), check_paths=False)
     assert "exactly one of 'test' or 'command'" in err.value.message and err.value.line == 17
+
+
+@pytest.mark.parametrize("case", ["non-utf8", "env-name", "outside", "command"])
+def test_validate_catches_before_provisioning(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    from flows.cli import main
+
+    (tmp_path / "app").mkdir()
+    app = {"non-utf8": b'  a: {path: app, test_command: "pytest \xff"}\n',
+           "env-name": b'  a: {path: app, test_command: pytest, env: {"MY-VAR": "1"}}\n',
+           "outside": b'  a: {path: ../../.., test_command: pytest}\n',
+           "command": b'  a: {path: app, test_command: "pytest \\"x"}\n'}[case]
+    expected = {"non-utf8": "suite.yaml:2: not valid UTF-8", "env-name": "apps.a.env.MY-VAR: environment variable "
+                "name 'MY-VAR' is not valid", "outside": "apps.a.path: folder '../../..' is outside the repository",
+                "command": "apps.a.test_command: cannot parse test_command"}[case]
+    suite = tmp_path / "suite.yaml"
+    suite.write_bytes(b"apps:\n" + app)
+    assert main(["validate", "--suite", str(suite)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_explain_of_an_unknown_test_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import main
+    from tests.conftest import make_repo
+
+    repo = make_repo(tmp_path)
+    args = ["--repo", str(repo), "--suite", str(repo / "testpilot.yaml"), "--base", "HEAD", "--app", "gamma"]
+    assert main(["explain", "tests/test_nope.py::test_x", *args]) == 2
+    assert "not a known test" in capsys.readouterr().err
+    assert main(["explain", "tests/test_maths.py::test_double", *args]) == 0
+
+
+@pytest.mark.parametrize("value", ["0", "all", "-2", "2.5", "true"])
+def test_max_members_must_be_a_positive_int_or_free(tmp_path: Path, value: str) -> None:
+    text = ISSUE_EXAMPLE.replace("pool_size: 2", f"pool_size: 2, max_members: {value}")
+    with pytest.raises(ConfigError) as err:
+        load_suite(write(tmp_path, text), check_paths=False)
+    assert err.value.field == "environments.integration.max_members" and err.value.line == 6
+    assert "max_members must be an integer >= 1 or the string 'free'" in str(err.value)
+
+
+def test_max_members_caps_at_pool_size_and_shards() -> None:
+    def wanted(members: object, pool_size: int, shards: int) -> int:
+        suite = parse_suite({"apps": {"a": {"path": ".", "test_command": "pytest {tests}"}},
+                             "environments": {"p": {"pool_size": pool_size, "max_members": members}}})
+        return suite.environments["p"].members_wanted(shards)
+
+    assert wanted(1, 4, 8) == 1  # the default: one environment per run, as before
+    assert (wanted(3, 4, 8), wanted(8, 4, 8), wanted(4, 4, 2)) == (3, 4, 2)
+    assert (wanted("free", 4, 8), wanted("free", 4, 3), wanted("free", 4, 0)) == (4, 3, 1)
