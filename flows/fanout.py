@@ -98,11 +98,12 @@ class Placement:
 
 
 def shards_by_member(view_envs: list[dict[str, Any]], shards: list[ShardResult]) -> dict[str, list[str]]:
-    """Which member ran which shard (from the results), written into the summary's environment rows."""
-    ran: dict[str, list[str]] = {}
+    """Which member ran which shard (from the results), written into the summary's environment rows.
+    Every member the run held is listed, one that ran nothing with an empty list."""
+    ran: dict[str, list[str]] = {row["id"]: [] for row in view_envs}
     for shard in sorted(shards, key=lambda s: (s.app, s.shard)):
         if shard.environment:
             ran.setdefault(shard.environment, []).append(f"{shard.app}[{shard.shard}]")
     for row in view_envs:
-        row["shards"] = ", ".join(ran.get(row["id"], [])) or "-"
+        row["shards"] = ", ".join(ran[row["id"]]) or "-"
     return ran

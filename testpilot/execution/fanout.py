@@ -6,7 +6,8 @@ nodes running there, minus the time they have already run). Started longest firs
 order ``order`` gives, this is LPT scheduling (longest processing time first onto the least-loaded
 machine): the members end close together, within 4/3 of the best possible. When a node finishes,
 its member is free again at once, so a later node goes where the work really ended; among members
-equally free, the one given the least work so far (so every member held is used). Members the run
+equally free, the one given the least work so far, then the fewest nodes (so every member held is
+used, also when recorded durations are 0 s). Members the run
 could not get are never part of a FanOut: nothing waits for them.
 
 Pure: plain data in and out, time injected, no Prefect.
@@ -78,18 +79,20 @@ class FanOut(Generic[M]):
 
     def env_for(self, node: str) -> M:
         """The member ``node`` runs on: the one it started on, else the least-loaded one now (ties: the
-        one given the least work so far, then the first)."""
+        one given the least work so far, then the fewest nodes, so nodes with no recorded time (0 s) still
+        spread, then the first)."""
         pool = self.nodes[node][0]
         found = self.members.get(pool)
         if not found:
             raise KeyError(f"node {node!r}: this run holds no member of pool {pool!r}")
         if node in self.runs:
             return found[self.runs[node].member]
-        loads, given = self.load(pool), [0.0] * len(found)
+        loads, given, count = self.load(pool), [0.0] * len(found), [0] * len(found)
         for started, run in self.runs.items():
             if self.nodes[started][0] == pool:
                 given[run.member] += run.expected
-        return found[min(range(len(found)), key=lambda i: (loads[i], given[i], i))]
+                count[run.member] += 1
+        return found[min(range(len(found)), key=lambda i: (loads[i], given[i], count[i], i))]
 
     def started(self, node: str, member: M | None = None) -> M:
         """Record that ``node`` started on ``member`` (default: ``env_for(node)``); returns the member."""

@@ -103,7 +103,7 @@ def test_a_run_spreads_its_shards_over_the_free_members_of_a_local_pool(prefect_
     report = json.loads((tmp_path / "results" / str(state.state_details.flow_run_id) / "report.json").read_text())
     assert len(report["results"]) == 8 and {r["outcome"] for r in report["results"]} == {"passed"}
     members = report["members"]  # 4 shard nodes (alpha, beta x2, gamma) over 3 members, none left idle
-    assert len(members) == 3 and all(members.values()), members
+    assert len(members) == 3 and all(members.values()), members  # every member held is listed
     assert sorted(s for ran in members.values() for s in ran) == ["alpha[0]", "beta[0]", "beta[1]", "gamma[0]"]
     ran_on = {(r["app"], r["shard"]): r["environment"] for r in report["results"]}
     assert all(f"{app}[{shard}]" in members[env] for (app, shard), env in ran_on.items())

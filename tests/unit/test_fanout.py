@@ -111,3 +111,8 @@ def test_among_idle_members_the_one_given_least_so_far_is_used() -> None:
     assert fan.started("b0") == "vm2"  # all idle: the one that has done nothing yet
     assert fan.started("b1") == "vm0"
 
+
+def test_nodes_recorded_at_zero_seconds_still_spread_over_every_member() -> None:
+    """JUnit files record fast tests as 0.000 s: loads and work given all tie, and the count decides."""
+    fan = FanOut({"p": ["vm0", "vm1", "vm2"]}, {n: ("p", 0.0) for n in ("a", "g", "b0", "b1")}, clock=Clock())
+    assert [fan.started(n) for n in ("a", "g", "b0", "b1")] == ["vm0", "vm1", "vm2", "vm0"]
