@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from testpilot.failures.categories import Categoriser  # noqa: E402
+from testpilot.failures.analysis import analyse_failures  # noqa: E402
 from testpilot.failures.records import FailureRecord, record_from_result  # noqa: E402
 from testpilot.results import TestResult  # noqa: E402
 
@@ -40,17 +40,23 @@ def record(entry: dict[str, Any], level: str) -> FailureRecord:
 
 
 def score(entries: list[dict[str, Any]], level: str) -> tuple[float, Counter[str], Counter[str], list[str]]:
-    categoriser = Categoriser()
+    """Each run's failures analysed together, as the pipeline does (ids ``runN:...``; an id without a run
+    prefix belongs to one run), scored on each test's own category."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        run = e["id"].split(":", 1)[0] if e["id"].startswith("run") else "run"
+        runs.setdefault(run, []).append(e)
     right: Counter[str] = Counter()
     total: Counter[str] = Counter()
     misses = []
-    for e in entries:
-        got = categoriser.categorise(record(e, level))
-        total[e["expected"]] += 1
-        if got.category == e["expected"]:
-            right[e["expected"]] += 1
-        else:
-            misses.append(f"{e['id'][:80]}: {e['expected']} -> {got.category} ({got.evidence[:70]})")
+    for run_entries in runs.values():
+        analysis = analyse_failures([record(e, level) for e in run_entries])
+        for e, got in zip(run_entries, analysis.tests, strict=True):
+            total[e["expected"]] += 1
+            if got.category == e["expected"]:
+                right[e["expected"]] += 1
+            else:
+                misses.append(f"{e['id'][:80]}: {e['expected']} -> {got.category} ({got.evidence[:70]})")
     return sum(right.values()) / len(entries), right, total, misses
 
 
@@ -65,7 +71,7 @@ def main() -> None:
             flaky = f"{right['flaky'] / total['flaky']:.2f}" if total["flaky"] else "-"
             recalls = ", ".join(f"{c} {right[c]}/{n}" for c, n in sorted(total.items()))
             print(f"  {level:<20} accuracy {accuracy:.3f}  flaky recall {flaky}  ({recalls})")
-            if show and level == LEVELS[-1]:
+            if show and level != LEVELS[0]:
                 print("\n".join(f"    miss: {m}" for m in misses))
         print()
 

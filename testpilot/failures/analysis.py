@@ -11,7 +11,7 @@ from typing import Any
 from testpilot.failures.categories import Categorisation, Categoriser
 from testpilot.failures.clustering import cluster_signatures
 from testpilot.failures.config import FailuresConfig
-from testpilot.failures.flaky import flip_rate
+from testpilot.failures.flaky import flaky_by_signature, flip_rate
 from testpilot.failures.history import match_history, nearest_known
 from testpilot.failures.model import ClusterReport, FailureAnalysis, TestVerdict
 from testpilot.failures.notify import redact
@@ -34,7 +34,8 @@ _EXAMPLE_CHARS = 500
 
 def categorise_and_sign(records: Sequence[FailureRecord], config: FailuresConfig | None = None,
                         ) -> tuple[list[Categorisation], list[Signature]]:
-    """The category and signature of each record, in order."""
+    """The category and signature of each record, in order. A failure that failed its re-run is flaky
+    too when most failures of its exact signature in this run passed theirs (``flaky_by_signature``)."""
     config = config or FailuresConfig()
     categoriser = Categoriser(config)
     project = tuple(config.project_paths)
@@ -44,6 +45,14 @@ def categorise_and_sign(records: Sequence[FailureRecord], config: FailuresConfig
         category = categoriser.categorise(record)
         categories.append(category)
         signatures.append(signature_of(record, project, system=category.defect_type == "system"))
+    # Siblings compare with the test's own crash point kept (an infrastructure signature drops it, and a
+    # test's connection race must not be read together with a database that is down for everyone).
+    keys = [signature_of(r, project).key if r.rerun_outcomes and c.defect_type == "system" else s.key
+            for r, c, s in zip(records, categories, signatures, strict=True)]
+    for i, evidence in flaky_by_signature(keys, [r.rerun_outcomes for r in records]).items():
+        if categories[i].rule.startswith("builtin:"):  # configured rules stay first
+            categories[i] = Categorisation("flaky", "test", "builtin:flaky", evidence)
+            signatures[i] = signature_of(records[i], project)
     return categories, signatures
 
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import pytest
 
 from testpilot.failures.analysis import analyse_failures
-from testpilot.failures.flaky import decide_flaky, flip_rate, reruns_needed
+from testpilot.failures.config import FailuresConfig
+from testpilot.failures.flaky import decide_flaky, flaky_by_signature, flip_rate, reruns_needed
 from testpilot.failures.history import updated_history
 from testpilot.failures.records import FailureRecord
 
@@ -105,3 +106,28 @@ def test_flaky_failures_cluster_apart_from_the_same_error_failing_for_good():
     run = analyse_failures(steady + flaky)
     assert sorted((c.category, c.count) for c in run.clusters) == [("flaky", 2), ("product_bug", 3)]
     assert run.clusters[0].id != run.clusters[1].id
+
+
+def test_a_signature_that_mostly_passed_its_reruns_makes_the_twice_failed_ones_flaky():
+    found = flaky_by_signature(["s", "s", "s", "d", "d"], [["passed"], ["failed"], ["passed"], ["failed"], ["failed"]])
+    assert list(found) == [1] and "2 of 3 failures with the same signature" in found[1]
+    assert flaky_by_signature(["s", "s", "s"], [["passed"], ["failed"], ["failed"]]) == {}  # 1 of 3: not enough
+    assert flaky_by_signature(["s", "s"], [[], ["failed"]]) == {}  # only re-run failures count
+
+
+def race(test: str, rerun: str) -> FailureRecord:
+    trace = "    def test_race():\n>       assert connect()\nE   ConnectionRefusedError\n\ntests/test_sync.py:7: Err"
+    return FailureRecord(test_id=test, exception_type="ConnectionRefusedError", host="10.0.0.5",
+                         message="[Errno 111] Connection refused", traceback=trace, rerun_outcomes=[rerun])
+
+
+def test_in_a_run_a_racing_test_that_failed_twice_is_flaky_and_a_database_down_for_all_is_not():
+    racing = [race(f"tests/test_sync.py::test_race[{i}]", "failed" if i == 0 else "passed") for i in range(3)]
+    down = [refused(f"t::db{i}", 5432).model_copy(update={"rerun_outcomes": ["failed"]}) for i in range(4)]
+    analysis = analyse_failures([*racing, *down])
+    by_test = {t.test_id: t for t in analysis.tests}
+    assert by_test["tests/test_sync.py::test_race[0]"].category == "flaky"
+    assert "2 of 3 failures with the same signature" in by_test["tests/test_sync.py::test_race[0]"].evidence
+    assert {by_test[f"t::db{i}"].category for i in range(4)} == {"environment"}
+    configured = FailuresConfig(categories=[{"name": "network", "patterns": ["Connection refused"]}])
+    assert {t.category for t in analyse_failures(racing, configured).tests} == {"network"}  # rules stay first
