@@ -1,6 +1,7 @@
 """One large run on more machines, both ways, in one process: Prefect workers and pool members.
 
-    nice -n 10 uv run python bench/scale.py          # about 20 minutes on two cores
+    nice -n 10 .venv/bin/python bench/scale.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+                                                    # about 20 minutes on two cores
     uv run python bench/scale.py --worker-sleep 10 --member-sleep 4   # a quicker, rougher check
 
 1. ``execution: work-pool`` (bench/scale_workers.py): one pipeline run of a sleep-bound suite (six
@@ -16,6 +17,7 @@ It ends with the lines ``speed-up, 3 workers: N.Nx`` and ``speed-up, 4 members: 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -43,8 +45,11 @@ def main() -> None:
                         f"({WORKER_SHARDS} shards; default 25: a 150 s suite)")
     parser.add_argument("--member-sleep", type=float, default=6.0, help=f"seconds each of the {MEMBER_TESTS} "
                         "tests sleeps (default 6: a 96 s suite)")
+    parser.add_argument("--postgres", default=os.environ.get("TESTPILOT_TEST_POSTGRES_URL", ""),
+                        help="PostgreSQL server URL for the workers' Prefect server (default: "
+                        "$TESTPILOT_TEST_POSTGRES_URL; empty: SQLite, which may answer 503 under three workers)")
     args = parser.parse_args()
-    workers = measure_workers((1, 2, 3), args.worker_sleep)
+    workers = measure_workers((1, 2, 3), args.worker_sleep, args.postgres)
     members = measure_members((1, 2, 4), sleep=args.member_sleep)
     _table(f"Nodes on a work pool: {WORKER_SHARDS} shards x {args.worker_sleep:g} s = "
            f"{WORKER_SHARDS * args.worker_sleep:g} s of tests", "workers", workers)

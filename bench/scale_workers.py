@@ -1,6 +1,6 @@
 """Scaling over Prefect workers: one run's nodes on 1, 2 and 3 process workers (``execution: work-pool``).
 
-    nice -n 10 .venv/bin/python bench/scale_workers.py [--counts 1,2,3] [--sleep 25]
+    nice -n 10 .venv/bin/python bench/scale_workers.py [--counts 1,2,3] [--sleep 25] [--postgres URL]
 
 Starts a throwaway `prefect server start` (flows/server.py), the work pool and the pipeline deployment
 (`deployments.setup`, `prefect deploy --name pipeline`), and a node deployment `bench-node` on a work pool
@@ -118,16 +118,21 @@ def _one_run(suite: Path, results: Path, head: str = "HEAD") -> float:
     return (run.end_time - run.start_time).total_seconds()
 
 
-def measure_workers(counts: tuple[int, ...] = (1, 2, 3), sleep: float = 25.0) -> dict[int, float]:
-    """Wall seconds of one pipeline run of a sleep-bound suite (6 shards x ``sleep`` s) per node-worker count."""
+def measure_workers(counts: tuple[int, ...] = (1, 2, 3), sleep: float = 25.0,
+                    postgres: str = "") -> dict[int, float]:
+    """Wall seconds of one pipeline run of a sleep-bound suite (6 shards x ``sleep`` s) per node-worker count.
+    ``postgres``: a PostgreSQL server URL (SQLAlchemy form) for the Prefect server's own database, as
+    several workers need in production; else SQLite, which can answer 503 'database is locked' here."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.server import throwaway_server
+    from flows.server import scratch_postgres_database, throwaway_server
 
     figures: dict[int, float] = {}
-    with tempfile.TemporaryDirectory(prefix="testpilot-scale-workers-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="testpilot-scale-workers-") as tmp, ExitStack() as database:
         folder = Path(tmp)
-        with throwaway_server(folder / "server") as url, temporary_settings(updates={PREFECT_API_URL: url}):
+        server = throwaway_server(folder / "server", PREFECT_API_DATABASE_CONNECTION_URL=database.enter_context(
+            scratch_postgres_database(postgres))) if postgres else throwaway_server(folder / "server")
+        with server as url, temporary_settings(updates={PREFECT_API_URL: url}):
             env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_CLI_PROMPT": "false",
                    "TESTPILOT_HOME": str(folder / "home-setup")}
             _deploy(folder, env)
@@ -151,9 +156,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="1,2,3", help="node worker counts, comma-separated")
     parser.add_argument("--sleep", type=float, default=25.0, help="seconds of sleeping tests per shard")
+    parser.add_argument("--postgres", default=os.environ.get("TESTPILOT_TEST_POSTGRES_URL", ""),
+                        help="PostgreSQL server URL for the Prefect server's database (default: "
+                        "$TESTPILOT_TEST_POSTGRES_URL; empty: SQLite)")
     args = parser.parse_args()
     counts = tuple(int(c) for c in args.counts.split(","))
-    figures = measure_workers(counts, args.sleep)
+    figures = measure_workers(counts, args.sleep, args.postgres)
     print(f"suite: {SHARDS} shards x {args.sleep:.0f} s of sleeping tests = {SHARDS * args.sleep:.0f} s serial")
     print(f"{'workers':>8} {'wall s':>8} {'speed-up':>9}")
     base = figures.get(1)

@@ -135,3 +135,28 @@ def throwaway_server(folder: Path, port: int = 0, wait: float = 120.0, **extra_e
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+@contextmanager
+def scratch_postgres_database(admin_url: str) -> Iterator[str]:
+    """A PostgreSQL database of its own on the server ``admin_url`` reaches (created here, dropped after),
+    as a Prefect server's ``PREFECT_API_DATABASE_CONNECTION_URL`` (asyncpg). For tests and benchmarks in
+    which several workers share one server: SQLite serialises every write and answers 'database is locked'
+    (503) under a pipeline, its nodes and three workers."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"tp_prefect_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield sa.make_url(admin_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(
+                hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

@@ -134,23 +134,30 @@ def _rarest_first(doc_freq: Counter[str]) -> Callable[[str], tuple[int, str]]:
 
 def _tests_by_function(groups: list[list[int]], in_tests: dict[str, list[int]],
                        signatures: Sequence[Signature]) -> list[list[int]]:
-    """Failures whose only project code is the test (its own check failed): one cluster per exception type,
-    which joins the cluster of the function most of them called (the function under test, where other
-    failures of the run crashed). Only one join, so a few shared helpers cannot chain causes together."""
+    """Failures whose only project code is the test (its own check failed), per exception type and the
+    function the failing line called: each such group joins the cluster crashing in that function (the
+    function under test), else stays a cluster of its own. Those that name no function form one cluster
+    per exception type. Only one join, so a few shared helpers cannot chain causes together."""
     where: dict[str, int] = {}  # bare function name -> the biggest cluster crashing in it
     for g, members in enumerate(groups):
         for name in sorted({n for i in members for n in signatures[i].meets}):
             where.setdefault(name, g)
     rest: list[list[int]] = []
     for exc in sorted(in_tests):
-        members = in_tests[exc]
-        hits = Counter(where[n] for i in members for n in signatures[i].meets if n in where)
-        if hits:
-            target = min(hits, key=lambda g: (-hits[g], g))
-            groups[target].extend(members)
-        else:
-            rest.append(members)
+        by_callee: dict[str, list[int]] = defaultdict(list)
+        for i in in_tests[exc]:
+            by_callee[SPLIT_TESTS and min(signatures[i].meets, default="") or ""].append(i)
+        for _callee, members in sorted(by_callee.items()):
+            hits = Counter(where[n] for i in members for n in signatures[i].meets if n in where)
+            if hits:
+                target = min(hits, key=lambda g: (-hits[g], g))
+                groups[target].extend(members)
+            else:
+                rest.append(members)
     return rest
+
+
+SPLIT_TESTS = True
 
 
 def join_meeting(groups: list[list[int]], signatures: Sequence[Signature]) -> list[list[int]]:

@@ -136,9 +136,6 @@ def _is_test_frame(frame: Frame) -> bool:
 TEST_CODE = "test code"  # no project frame but the test's: the failing check is all the stack shows
 
 
-TEST_CODE = "test code"  # no project frame but the test's: the failing check is all the stack shows
-
-
 def crash_point(frames: list[Frame], project_paths: tuple[str, ...] = (), *, test_file: bool = True) -> str:
     """Where the failure happened in project code: ``dir/file.py:function`` of the innermost project frame.
 
@@ -161,13 +158,16 @@ _GENERIC = frozenset({"__init__", "__call__", "__getattr__", "__getitem__", "__e
                       "genexpr", "listcomp", "dictcomp", "setcomp", "lambda", "setup", "teardown", "helper"})
 
 
+MEET_DEPTH = 2
+
+
 def meeting_functions(frames: list[Frame], project_paths: tuple[str, ...] = (), callees: Sequence[str] = (),
                       ) -> frozenset[str]:
     """Where a failure meets others with the same cause: the two innermost project functions on its stack
     (not tests) and the function its failing test line called. Bare names: a wrapper and the method it
     wraps (``_deprecated.compare`` and ``Version.compare``) meet."""
     project = [f for f in _project_frames(frames, project_paths) if not _is_test_frame(f) and f.function]
-    names = {f.function for f in project[-2:]} | set(callees)
+    names = {f.function for f in project[-MEET_DEPTH:]} | set(callees)
     return frozenset(n for n in names if n not in _GENERIC and not n.startswith("<"))
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.server import free_port, throwaway_server
+from flows.server import free_port, scratch_postgres_database, throwaway_server
 from tests.conftest import REPO
 
 __all__ = ["free_port", "prefect_server"]
@@ -42,10 +42,6 @@ def shared_prefect_server(folder: Path) -> Iterator[str]:
     after). SQLite serialises every write: with three workers, a pipeline and six node runs it answers
     'database is locked', drops heartbeat events and live nodes look dead. Without PostgreSQL (outside
     CI only) SQLite stands in."""
-    import uuid
-
-    import sqlalchemy as sa
-
     from tests.conftest import need
     from tests.unit.test_local_provider import PG, _pg_available
 
@@ -54,18 +50,9 @@ def shared_prefect_server(folder: Path) -> Iterator[str]:
         with prefect_server(folder) as url:
             yield url
         return
-    name = f"tp_prefect_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    db_url = sa.make_url(PG).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
-    try:
-        with prefect_server(folder, PREFECT_API_DATABASE_CONNECTION_URL=db_url) as url:
-            yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(PG) as db_url, \
+            prefect_server(folder, PREFECT_API_DATABASE_CONNECTION_URL=db_url) as url:
+        yield url
 
 
 @contextmanager
