@@ -157,7 +157,7 @@ def _tests_by_function(groups: list[list[int]], in_tests: dict[str, list[int]],
     return rest
 
 
-SPLIT_TESTS = True
+SPLIT_TESTS = False
 
 
 def join_meeting(groups: list[list[int]], signatures: Sequence[Signature]) -> list[list[int]]:
