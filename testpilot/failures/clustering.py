@@ -136,8 +136,10 @@ def _tests_by_function(groups: list[list[int]], in_tests: dict[str, list[int]],
                        signatures: Sequence[Signature]) -> list[list[int]]:
     """Failures whose only project code is the test (its own check failed), per exception type and the
     function the failing line called: each such group joins the cluster crashing in that function (the
-    function under test), else stays a cluster of its own. Those that name no function form one cluster
-    per exception type. Only one join, so a few shared helpers cannot chain causes together."""
+    function under test), so two bugs' failed checks go to their own bugs' clusters. The rest of one
+    exception type (their functions crashed nowhere in this run, or the line names none) are one cluster:
+    one wrong value fails checks on many functions, and splitting them by function split single causes
+    (bench/failure_clusters.py). Only one join, so shared helpers cannot chain causes together."""
     where: dict[str, int] = {}  # bare function name -> the biggest cluster crashing in it
     for g, members in enumerate(groups):
         for name in sorted({n for i in members for n in signatures[i].meets}):
@@ -146,18 +148,19 @@ def _tests_by_function(groups: list[list[int]], in_tests: dict[str, list[int]],
     for exc in sorted(in_tests):
         by_callee: dict[str, list[int]] = defaultdict(list)
         for i in in_tests[exc]:
-            by_callee[SPLIT_TESTS and min(signatures[i].meets, default="") or ""].append(i)
+            by_callee[min(signatures[i].meets, default="")].append(i)
+        alone: list[int] = []
         for _callee, members in sorted(by_callee.items()):
             hits = Counter(where[n] for i in members for n in signatures[i].meets if n in where)
             if hits:
                 target = min(hits, key=lambda g: (-hits[g], g))
                 groups[target].extend(members)
             else:
-                rest.append(members)
+                alone.extend(members)
+        if alone:
+            rest.append(alone)
     return rest
 
-
-SPLIT_TESTS = False
 
 
 def join_meeting(groups: list[list[int]], signatures: Sequence[Signature]) -> list[list[int]]:

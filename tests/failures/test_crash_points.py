@@ -56,8 +56,22 @@ def test_a_tests_failed_check_joins_the_function_it_called():
                check("test_c", "assert weight(3) == 1", "assert 0 == 1")]
     got = clusters_of(records)
     assert got["tests/test_cart.py::test_b"] == got["tests/test_cart.py::test_a"]
-    joined = next(c for c in analyse_failures(records).clusters if c.count == 3)
-    assert "meet in" not in joined.shared or "price" in joined.shared
+    # weight() crashed nowhere in this run: its failed check is a cluster of its own, not price's.
+    assert got["tests/test_cart.py::test_c"] != got["tests/test_cart.py::test_a"]
+    apart = next(c for c in analyse_failures(records).clusters if c.tests == ["tests/test_cart.py::test_c"])
+    assert "test code calling weight" in apart.signature
+
+
+def test_a_caller_shared_by_two_bugs_does_not_join_them():
+    """Both crash under total() (the function every test calls); they crash in different functions,
+    so they are two causes, and the tests' failed checks on each go to their own function's cluster."""
+    records = [crash("test_a", "total", "price", "TypeError", "unsupported operand"),
+               crash("test_b", "total", "weight", "KeyError", "'kg'", path="shop/shipping.py"),
+               check("test_c", "assert price(3) == 4", "assert 5 == 4"),
+               check("test_d", "assert weight(3) == 1", "assert 0 == 1")]
+    got = clusters_of(records)
+    ids = [got[f"tests/test_cart.py::test_{t}"] for t in "abcd"]
+    assert ids[0] == ids[2] and ids[1] == ids[3] and ids[0] != ids[1]
 
 
 def test_test_calls_reads_the_failing_line_or_the_value_it_used():
