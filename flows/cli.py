@@ -273,12 +273,11 @@ def cmd_data_gc(args: argparse.Namespace) -> int:
     if args.suite and Path(args.suite).exists():
         suite = load_suite(args.suite, check_paths=False)
         urls += [svc.url for env in suite.environments.values() for svc in env.services.values() if svc.url]
-    if not urls:
-        raise ConfigError("no database server to clean", field="--url",
-                          hint="pass --url, save a DatabaseServer block, or set TESTPILOT_POSTGRES_URL / TESTPILOT_MYSQL_URL")
     swept = sweep_dead_runs()  # a kill -9'd run is Running until declared dead: then it is over, like the rest
-    if swept["crashed"] or swept["removed"]:
-        print(f"dead runs marked Crashed: {len(swept['crashed'])}; leftovers removed: {len(swept['removed'])}")
+    print(f"dead runs marked Crashed: {len(swept['crashed'])}; leftovers removed: {len(swept['removed'])}")
+    if not urls:
+        print("no database server to clean (pass --url, save a DatabaseServer block, or set "
+              "TESTPILOT_POSTGRES_URL / TESTPILOT_MYSQL_URL)")
     for url in dict.fromkeys(urls):
         dropped = gc(url, run_is_finished) + gc_databases(url, run_is_finished)
         print(f"{url.split('@')[-1]}: dropped {len(dropped)} namespace(s){': ' if dropped else ''}{', '.join(dropped)}")

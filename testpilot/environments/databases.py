@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from testpilot.environments.config import ServiceConfig
 from testpilot.errors import ProvisioningError
+from testpilot.testdata.namespaces import engine_url
 
 DB_PREFIX = "tp_"
 
@@ -46,7 +47,8 @@ def gc_databases(server_url: str, is_run_finished: Callable[[str], bool]) -> lis
 
 
 def _admin_engine(url: str) -> sa.Engine:
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    # A plain postgresql:// or mysql:// URL gets this project's drivers (psycopg 3, PyMySQL), as test data does.
+    return sa.create_engine(engine_url(url), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
 
 
 def _server_url(service: ServiceConfig, postgres_url: str | None, mysql_url: str | None) -> str | None:

@@ -91,3 +91,36 @@ def test_crash_clean_up_and_the_sweep_reach_servers_known_only_from_blocks(prefe
     assert names[0] not in list_databases(PG) and names[1] in list_databases(PG)
     assert cmd_data_gc(argparse.Namespace(url=None, suite=None)) == 0  # `testpilot data gc`
     assert names[1] not in list_databases(PG)
+
+
+def test_data_gc_with_no_database_server_still_sweeps_dead_runs(prefect_api, monkeypatch, capsys):
+    """`testpilot data gc` on a machine with no database server configured: the dead-run sweep the docs
+    promise still runs, and the missing server is a note, not an error."""
+    import argparse
+
+    import blocks.database
+    from flows.cli import cmd_data_gc
+
+    for var in ("TESTPILOT_POSTGRES_URL", "TESTPILOT_MYSQL_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(blocks.database, "server_urls", lambda: [])  # other tests of the session save blocks
+    assert cmd_data_gc(argparse.Namespace(url=None, suite=None)) == 0
+    out = capsys.readouterr().out
+    assert "dead runs marked Crashed: " in out and "no database server to clean" in out
+
+
+@pytest.mark.postgres
+def test_a_plain_postgresql_url_gets_the_installed_driver(tmp_path):
+    """TESTPILOT_POSTGRES_URL=postgresql://... (the form docs/testdata.md uses) must not ask for psycopg2."""
+    from testpilot.environments.config import ServiceConfig
+    from testpilot.environments.databases import create_database, drop_database, list_databases
+
+    need(_pg_available(), "PostgreSQL at 127.0.0.1:5432")
+    plain = PG.replace("postgresql+psycopg://", "postgresql://")
+    assert plain.startswith("postgresql://")
+    url = create_database("db", ServiceConfig(type="postgres"), env_id="e1", run_id="0" * 32, workdir=tmp_path,
+                          postgres_url=plain)
+    name = url.rsplit("/", 1)[1]
+    assert name in list_databases(plain)
+    drop_database(url)
+    assert name not in list_databases(plain)
