@@ -38,10 +38,23 @@ def make_repo(tmp: Path, fixture: str = "minisuite") -> Path:
     """A git repository holding a copy of a fixture suite, committed once."""
     repo = tmp / fixture
     shutil.copytree(FIXTURES / fixture, repo)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
-    return repo
+    return init_repo(repo)
+
+
+def init_repo(folder: Path, message: str = "initial") -> Path:
+    """Make ``folder`` a git repository (branch main) with everything in it committed once."""
+    git(folder, "init", "-q", "-b", "main")
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", message)
+    return folder
+
+
+def app_repo(folder: Path) -> Path:
+    """The smallest suite repository: one app whose ``code.py`` says ``VALUE = 1``, committed as "one"."""
+    (folder / "app").mkdir(parents=True)
+    (folder / "testpilot.yaml").write_text("apps: {app: {path: app, test_command: pytest}}\n")
+    (folder / "app" / "code.py").write_text("VALUE = 1\n")
+    return init_repo(folder, "one")
 
 
 def commit_change(repo: Path, path: str, old: str, new: str, message: str = "change") -> None:

@@ -30,7 +30,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 
 from testpilot.nodes import SHARD_KEY, result_from_markdown
-from tests.conftest import REPO, commit_change, git, make_repo
+from tests.conftest import REPO, commit_change, git, init_repo, make_repo
 from tests.integration.conftest import PREFECT, api_url, run, shared_prefect_server
 
 pytestmark = [pytest.mark.flows, pytest.mark.slow]
@@ -66,9 +66,7 @@ def _origin(tmp: Path, delay: float, tests_per_shard: int = 2) -> tuple[Path, Pa
         body = "import time\n\n" + "".join(f"\ndef test_{i}_{j}():\n    time.sleep({delay})\n"
                                             for j in range(tests_per_shard))
         (tests / f"test_s{i}.py").write_text(body)
-    git(origin, "init", "-q", "-b", "main")
-    git(origin, "add", "-A")
-    git(origin, "commit", "-q", "-m", "sleepy suite")
+    init_repo(origin, "sleepy suite")
     checkout = tmp / "ci-checkout"
     git(tmp, "clone", "-q", str(origin), str(checkout))
     return origin, checkout

@@ -21,7 +21,7 @@ from testpilot.nodes import (
 from testpilot.results import ShardResult, TestResult
 from testpilot.source import prepare_source
 from testpilot.suite import parse_suite
-from tests.conftest import git
+from tests.conftest import app_repo, git
 
 APPS = {"a": {"path": ".", "test_command": "pytest {tests}", "environment": "remote"},
         "b": {"path": ".", "test_command": "pytest {tests}"}}
@@ -78,13 +78,7 @@ def test_result_round_trips_through_the_artifact():
 
 
 def test_worker_clones_from_origin_and_materialises_the_commit(tmp_path):
-    origin = tmp_path / "origin"
-    (origin / "app").mkdir(parents=True)
-    (origin / "testpilot.yaml").write_text("apps: {app: {path: app, test_command: pytest}}\n")
-    (origin / "app" / "code.py").write_text("VALUE = 1\n")
-    git(origin, "init", "-q", "-b", "main")
-    git(origin, "add", "-A")
-    git(origin, "commit", "-q", "-m", "one")
+    origin = app_repo(tmp_path / "origin")
     pipeline_clone = tmp_path / "pipeline"
     git(tmp_path, "clone", "-q", str(origin), str(pipeline_clone))
     assert origin_of(pipeline_clone) == str(origin)

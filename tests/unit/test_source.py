@@ -7,20 +7,26 @@ import pytest
 
 from testpilot.errors import ConfigError, GitError
 from testpilot.source import prepare_source, resolve_suite_path, run_name
-from tests.conftest import git
+from tests.conftest import app_repo, git, init_repo
 
 
 def _repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    (repo / "app").mkdir(parents=True)
-    (repo / "testpilot.yaml").write_text("apps: {app: {path: app, test_command: pytest}}\n")
-    (repo / "app" / "code.py").write_text("VALUE = 1\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "one")
+    repo = app_repo(tmp_path / "repo")
     (repo / "app" / "code.py").write_text("VALUE = 2\n")
     (repo / "testpilot.yaml").write_text("name: two\napps: {app: {path: app, test_command: pytest}}\n")
     git(repo, "commit", "-q", "-am", "two")
+    return repo
+
+
+def _repo_with_submodule(tmp_path: Path, lib: str) -> Path:
+    """``_repo`` with a committed submodule at vendor/lib whose lib.py holds ``lib``."""
+    sub = tmp_path / "lib"
+    sub.mkdir()
+    (sub / "lib.py").write_text(lib)
+    init_repo(sub, "lib")
+    repo = _repo(tmp_path)
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "vendor/lib")
+    git(repo, "commit", "-q", "-m", "add lib")
     return repo
 
 
@@ -44,30 +50,14 @@ def test_worktree_head_tests_the_files_on_disk_and_says_so(tmp_path):
 
 
 def test_submodules_are_materialised_at_their_recorded_commit(tmp_path):
-    sub = tmp_path / "lib"
-    sub.mkdir()
-    (sub / "lib.py").write_text("OLD = True\n")
-    git(sub, "init", "-q", "-b", "main")
-    git(sub, "add", "-A")
-    git(sub, "commit", "-q", "-m", "lib")
-    repo = _repo(tmp_path)
-    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "vendor/lib")
-    git(repo, "commit", "-q", "-m", "add lib")
+    repo = _repo_with_submodule(tmp_path, "OLD = True\n")
     (repo / "vendor" / "lib" / "lib.py").write_text("NEW = True\n")  # checkout differs from the recorded commit
     tree = prepare_source(repo / "testpilot.yaml", "HEAD", tmp_path / "tree")
     assert (Path(tree.root) / "vendor" / "lib" / "lib.py").read_text() == "OLD = True\n"
 
 
 def test_missing_submodule_names_the_path_and_what_to_do(tmp_path):
-    sub = tmp_path / "lib"
-    sub.mkdir()
-    (sub / "lib.py").write_text("X = 1\n")
-    git(sub, "init", "-q", "-b", "main")
-    git(sub, "add", "-A")
-    git(sub, "commit", "-q", "-m", "lib")
-    repo = _repo(tmp_path)
-    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "vendor/lib")
-    git(repo, "commit", "-q", "-m", "add lib")
+    repo = _repo_with_submodule(tmp_path, "X = 1\n")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)  # submodule not initialised
     with pytest.raises(GitError, match="submodule vendor/lib") as err:
