@@ -92,12 +92,9 @@ def _worker(env: dict[str, str], pool: str, home: Path, log: Path) -> Iterator[s
         try:
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)  # idle by now; a worker's graceful stop can take half a minute
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            from flows.server import stop_process
+
+            stop_process(proc, 10)  # idle by now; a worker's graceful stop can take half a minute
 
 
 def _one_run(suite: Path, results: Path, head: str = "HEAD") -> float:

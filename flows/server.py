@@ -129,12 +129,17 @@ def throwaway_server(folder: Path, port: int = 0, wait: float = 120.0, **extra_e
                 time.sleep(0.5)
             yield url
         finally:
-            server.terminate()
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server, 30)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM, then SIGKILL when ``proc`` has not ended within ``grace`` seconds; waits until it is gone."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextmanager

@@ -50,11 +50,7 @@ class LocalProvider:
         slot, claim = self._claim_slot(request.pool, request.config.pool_size)
         env = self._environment(request, slot, request.run_id)
         self._claims[env.id] = claim
-        try:
-            self._reset(env, request)
-        except BaseException:
-            self.release(env)
-            raise
+        self._reset_or_release(env, request)
         return env
 
     def replica(self, request: AcquireRequest, tag: str) -> Environment:
@@ -66,12 +62,16 @@ class LocalProvider:
         (self.home / "venvs").mkdir(parents=True, exist_ok=True)
         with open(self.home / "venvs" / f".{env.id}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                self._reset(env, request)
-            except BaseException:
-                self.release(env)
-                raise
+            self._reset_or_release(env, request)
         return env
+
+    def _reset_or_release(self, env: Environment, request: AcquireRequest) -> None:
+        """Prepare ``env``; one that fails half way (or is interrupted) is handed back, not left behind."""
+        try:
+            self._reset(env, request)
+        except BaseException:
+            self.release(env)
+            raise
 
     def _environment(self, request: AcquireRequest, slot: int, run: str) -> Environment:
         """Member ``slot`` of the pool, in a fresh folder for ``run`` (a run id, or a node run's tag)."""

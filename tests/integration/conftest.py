@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.server import free_port, scratch_postgres_database, throwaway_server
+from flows.server import free_port, scratch_postgres_database, stop_process, throwaway_server
 from tests.conftest import REPO
 
 __all__ = ["free_port", "prefect_server"]
@@ -113,9 +113,4 @@ def worker(env: dict[str, str], log_path: Path, *args: str, cwd: Path = REPO) ->
         try:
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, 30)
