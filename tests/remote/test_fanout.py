@@ -13,6 +13,7 @@ import signal
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +79,25 @@ def records(folder: Path, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (folder / name).read_text().splitlines() if line.strip()]
 
 
-def spans(lines: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, float]]:
-    """(run, environment) -> (first test start, last test end)."""
-    out: dict[tuple[str, str], tuple[float, float]] = {}
-    for line in lines:
-        key = (line["run"], line["env"])
-        start, end = out.get(key, (line["start"], line["end"]))
-        out[key] = (min(start, line["start"]), max(end, line["end"]))
+def by_run(starts: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """run id -> the environments its held tests started on."""
+    out: dict[str, set[str]] = {}
+    for start in starts:
+        out.setdefault(start["run"], set()).add(start["env"])
     return out
+
+
+def release_when(shared: Path, ready: Any, still_running: Any) -> list[dict[str, Any]]:
+    """Keep the held tests held until ``ready(starts)``, then let them all finish; the starts seen then."""
+    deadline = time.monotonic() + 300
+    try:
+        while not ready(starts := records(shared, "starts.jsonl")):
+            assert still_running(), starts
+            assert time.monotonic() < deadline, starts
+            time.sleep(0.2)
+        return starts
+    finally:
+        (shared / "hold").unlink()
 
 
 def pool_is_back(proxmox: ProxmoxSim) -> None:
@@ -96,19 +108,21 @@ def pool_is_back(proxmox: ProxmoxSim) -> None:
 
 
 def test_one_run_uses_all_four_vms_of_the_pool_at_once(prefect_api: str, tmp_path: Path, proxmox: ProxmoxSim,
-                                                       key: KeyPair, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                       key: KeyPair) -> None:
+    """Every test is held until four are running: the run provably uses four VMs at once, however
+    unevenly the members come up."""
     shared = shared_folder()
-    suite = fanout_suite(tmp_path, proxmox_pool(proxmox, key), f"fan-{uuid.uuid4().hex[:6]}", "free")
-    monkeypatch.setenv("MINISUITE_TIMELINE", str(shared / "timeline.jsonl"))
-    monkeypatch.setenv("MINISUITE_DELAY", "4")
-    state = run(suite, tmp_path)
+    (shared / "hold").write_text("")
+    suite = fanout_suite(tmp_path, proxmox_pool(proxmox, key), f"fan-{uuid.uuid4().hex[:6]}", "free", held=shared)
+    with ThreadPoolExecutor(1) as executor:
+        running = executor.submit(run, suite, tmp_path)
+        held = release_when(shared, lambda starts: len(starts) >= SHARDS, lambda: not running.done())
+        state = running.result(timeout=400)
     assert state.is_completed(), state.message
-    ran = spans(records(shared, "timeline.jsonl"))
-    assert len(ran) == 4 and len({env for _run, env in ran}) == 4, ran  # four distinct VMs
-    assert max(start for start, _ in ran.values()) < min(end for _, end in ran.values())  # all four at once
+    assert len(held) == 4 and len({s["env"] for s in held}) == 4, held  # four distinct VMs at once
     report = report_of(state)
     assert {r["outcome"] for r in report["results"]} == {"passed"} and len(report["results"]) == 4
-    assert set(report["members"]) == {env for _run, env in ran}
+    assert set(report["members"]) == {s["env"] for s in held}
     assert sorted(s for shards in report["members"].values() for s in shards) == [f"gamma[{i}]" for i in range(4)]
     assert proxmox.max_holders == 4
     pool_is_back(proxmox)
@@ -116,25 +130,23 @@ def test_one_run_uses_all_four_vms_of_the_pool_at_once(prefect_api: str, tmp_pat
 
 def test_two_concurrent_runs_share_the_pool_without_sharing_a_vm(prefect_api: str, tmp_path: Path,
                                                                  proxmox: ProxmoxSim, key: KeyPair) -> None:
+    """Every test is held until both runs have a test running on each of their two members: the runs
+    provably overlap however slowly either starts, and the four held tests name four distinct VMs."""
     shared = shared_folder()
+    (shared / "hold").write_text("")
     pool, name = proxmox_pool(proxmox, key), f"fan-{uuid.uuid4().hex[:6]}"
-    env = {"PREFECT_API_URL": prefect_api, "MINISUITE_TIMELINE": str(shared / "timeline.jsonl"),
-           "MINISUITE_DELAY": "6"}
-    procs = [cli("run", "--suite", str(fanout_suite(tmp_path / who, pool, name, 2)), "--full",
-                 "--results", str(tmp_path / who / "results"), env=env) for who in ("a", "b")]
+    procs = [cli("run", "--suite", str(fanout_suite(tmp_path / who, pool, name, 2, held=shared)), "--full",
+                 "--results", str(tmp_path / who / "results"), env={"PREFECT_API_URL": prefect_api})
+             for who in ("a", "b")]
+    both = release_when(shared, lambda starts: [len(envs) for envs in by_run(starts).values()] == [2, 2],
+                        lambda: all(proc.poll() is None for proc in procs))
     for proc in procs:
         code, out, err = finish(proc, timeout=400)
         assert code == 0, (out, err)
-    ran = spans(records(shared, "timeline.jsonl"))
-    runs = {run_id for run_id, _env in ran}
-    assert len(runs) == 2
-    vms = {run_id: {e for r, e in ran if r == run_id} for run_id in runs}
-    first, second = (vms[r] for r in sorted(runs))
-    assert len(first) == len(second) == 2 and not first & second, vms  # two members each, none shared
-    windows = {run_id: (min(ran[k][0] for k in ran if k[0] == run_id), max(ran[k][1] for k in ran if k[0] == run_id))
-               for run_id in runs}
-    (a_start, a_end), (b_start, b_end) = windows.values()
-    assert max(a_start, b_start) < min(a_end, b_end), windows  # the two runs really ran at the same time
+    first, second = by_run(both).values()  # both runs held a test on each of two VMs at the same time
+    assert not first & second, both  # no VM shared between the runs
+    everything = by_run(records(shared, "starts.jsonl"))
+    assert list(everything.values()) == [first, second], everything  # later tests stayed on their run's VMs
     assert proxmox.max_holders == 4
     pool_is_back(proxmox)
 
