@@ -46,11 +46,11 @@ def main() -> None:
     parser.add_argument("--member-sleep", type=float, default=6.0, help=f"seconds each of the {MEMBER_TESTS} "
                         "tests sleeps (default 6: a 96 s suite)")
     parser.add_argument("--postgres", default=os.environ.get("TESTPILOT_TEST_POSTGRES_URL", ""),
-                        help="PostgreSQL server URL for the workers' Prefect server (default: "
+                        help="PostgreSQL server URL for the Prefect servers' databases (default: "
                         "$TESTPILOT_TEST_POSTGRES_URL; empty: SQLite, which may answer 503 under three workers)")
     args = parser.parse_args()
     workers = measure_workers((1, 2, 3), args.worker_sleep, args.postgres)
-    members = measure_members((1, 2, 4), sleep=args.member_sleep)
+    members = measure_members((1, 2, 4), sleep=args.member_sleep, postgres=args.postgres)
     _table(f"Nodes on a work pool: {WORKER_SHARDS} shards x {args.worker_sleep:g} s = "
            f"{WORKER_SHARDS * args.worker_sleep:g} s of tests", "workers", workers)
     _table(f"Pool members: {MEMBER_TESTS} tests x {args.member_sleep:g} s = {MEMBER_TESTS * args.member_sleep:g} s "

@@ -86,7 +86,7 @@ def _set_members(path: Path, pool_name: str, members: int, name: str) -> None:
 def _run(path: Path, results: Path, env: dict[str, str]) -> dict[str, Any]:
     """One `testpilot run --full` as a CLI process; returns its report with the flow run's wall time."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 
     proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--suite", str(path), "--full",
                            "--results", str(results)], cwd=REPO, env={**os.environ, **env},
@@ -98,24 +98,28 @@ def _run(path: Path, results: Path, env: dict[str, str]) -> dict[str, Any]:
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(uuid.UUID(report_file.parent.name))
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200) \
+            if os.environ.get("BENCH_PHASES") else []
     assert run.start_time is not None and run.end_time is not None
     report["flow_run_seconds"] = (run.end_time - run.start_time).total_seconds()
     report["task_runs"] = sorted((t.name, (t.start_time - run.start_time).total_seconds(),
                                   (t.end_time - run.start_time).total_seconds())
                                  for t in tasks if t.start_time and t.end_time)
+    report["log_lines"] = [((line.timestamp - run.start_time).total_seconds(), line.message[:110]) for line in logs]
     return dict(report)
 
 
 def measure_members(counts: tuple[int, ...] = (1, 2, 4), *, sleep: float = SLEEP, api_url: str | None = None,
-                    details: dict[int, dict[str, Any]] | None = None) -> dict[int, float]:
+                    postgres: str = "", details: dict[int, dict[str, Any]] | None = None) -> dict[int, float]:
     """Wall seconds of one run of the sleep-bound suite (``TESTS`` x ``sleep`` s) per member count.
 
     Starts the Proxmox simulator with sshd-backed VMs (and a Prefect server unless ``api_url``),
-    warms the pool up, runs once per count and stops everything again. ``details`` receives, per
+    warms the pool up, runs once per count and stops everything again. ``postgres``: as in
+    ``measure_workers``, the server's database (SQLite's write lock can stall a run's first tagged tasks ~2 s). ``details`` receives, per
     count, the members the run used and its test outcomes."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.server import throwaway_server
+    from flows.server import throwaway_server_on
     from tests.sim.proxmox import ProxmoxSim
     from tests.sim.sshd import sshd_missing_reason
     from tests.sim.sshd_machines import SshdMachines
@@ -131,7 +135,7 @@ def measure_members(counts: tuple[int, ...] = (1, 2, 4), *, sleep: float = SLEEP
     out: dict[int, float] = {}
     with ExitStack() as stack:
         stack.callback(_restore, saved)
-        api = api_url or stack.enter_context(throwaway_server(scratch / "prefect"))
+        api = api_url or stack.enter_context(throwaway_server_on(scratch / "prefect", postgres))
         os.environ.update({"PREFECT_API_URL": api, "TESTPILOT_HOME": str(scratch / "home"),
                            "TESTPILOT_PASS_ENV": "BENCH_SLEEP"})
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
@@ -153,7 +157,7 @@ def measure_members(counts: tuple[int, ...] = (1, 2, 4), *, sleep: float = SLEEP
             out[count] = report["flow_run_seconds"]
             if details is not None:
                 details[count] = {"members": report.get("members", {}), "tests": len(outcomes),
-                                  "task_runs": report["task_runs"]}
+                                  "task_runs": report["task_runs"], "log_lines": report["log_lines"]}
     return out
 
 
@@ -184,10 +188,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="wall time of one run on 1, 2, 4 pool members")
     parser.add_argument("--counts", default="1,2,4", help="member counts, comma-separated (at most 4)")
     parser.add_argument("--sleep", type=float, default=SLEEP, help=f"seconds each of the {TESTS} tests sleeps")
+    parser.add_argument("--postgres", default=os.environ.get("TESTPILOT_TEST_POSTGRES_URL", ""),
+                        help="PostgreSQL server URL for the Prefect server's database (default: "
+                        "$TESTPILOT_TEST_POSTGRES_URL; empty: SQLite)")
     args = parser.parse_args()
     counts = tuple(int(c) for c in args.counts.split(","))
     details: dict[int, dict[str, Any]] = {}
-    walls = measure_members(counts, sleep=args.sleep, details=details)
+    walls = measure_members(counts, sleep=args.sleep, postgres=args.postgres, details=details)
     print(f"suite: {TESTS} tests x {args.sleep:g} s = {TESTS * args.sleep:g} s of sleep, {SHARDS} shards, "
           f"one test at a time per VM; pool of {POOL_SIZE} Proxmox (simulator) VMs")
     print(f"{'members':>7} {'used':>4} {'wall s':>7} {'speed-up':>8}  shards per member")
@@ -201,6 +208,9 @@ def main() -> None:
             print(f"-- {count} member(s): task runs (start, end: seconds into the flow run)")
             for name, start, end in sorted(details[count]["task_runs"], key=lambda t: t[1]):
                 print(f"   {start:6.1f} {end:6.1f}  {name}")
+            print(f"-- {count} member(s): log lines (seconds into the flow run)")
+            for at, message in sorted(details[count]["log_lines"]):
+                print(f"   {at:6.2f}  {message}")
     if 1 in walls and 4 in walls:
         print(f"speed-up, 4 members: {walls[1] / walls[4]:.1f}x")
 

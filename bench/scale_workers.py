@@ -122,14 +122,12 @@ def measure_workers(counts: tuple[int, ...] = (1, 2, 3), sleep: float = 25.0,
     several workers need in production; else SQLite, which can answer 503 'database is locked' here."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.server import scratch_postgres_database, throwaway_server
+    from flows.server import throwaway_server_on
 
     figures: dict[int, float] = {}
-    with tempfile.TemporaryDirectory(prefix="testpilot-scale-workers-") as tmp, ExitStack() as database:
+    with tempfile.TemporaryDirectory(prefix="testpilot-scale-workers-") as tmp:
         folder = Path(tmp)
-        server = throwaway_server(folder / "server", PREFECT_API_DATABASE_CONNECTION_URL=database.enter_context(
-            scratch_postgres_database(postgres))) if postgres else throwaway_server(folder / "server")
-        with server as url, temporary_settings(updates={PREFECT_API_URL: url}):
+        with throwaway_server_on(folder / "server", postgres) as url, temporary_settings(updates={PREFECT_API_URL: url}):
             env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_CLI_PROMPT": "false",
                    "TESTPILOT_HOME": str(folder / "home-setup")}
             _deploy(folder, env)

@@ -33,7 +33,7 @@ def run_is_finished(run_id: str) -> bool:
 
 def failures_of_run(run_id: str) -> dict[str, Any]:
     """The failure report section a pipeline run stored as its ``testpilot-failures-*`` artifact."""
-    from tasks.failures import section_from_markdown
+    from testpilot.failures.report import section_from_markdown
 
     try:
         flow_run = UUID(run_id)

@@ -22,7 +22,7 @@ from flows.interruption import finished_shards, keep_results, signal_name, stop_
 from flows.scenario import run_scenarios, scenario_pools
 from tasks.common import suite_at
 from tasks.environments import cleanup_hook
-from tasks.execution import lost_shard, run_node
+from tasks.execution import run_node
 from tasks.failures import analyse_failures
 from tasks.graph import graph_mermaid, plan_nodes
 from tasks.locks import member_locks, publish_locks
@@ -38,6 +38,7 @@ from tasks.verdict import publish_verdict, verdict_hook
 from testpilot.environments.base import Environment
 from testpilot.execution.outcome import run_verdict
 from testpilot.execution.schedule import Decision, run_dag
+from testpilot.execution.shard import lost_shard
 from testpilot.results import ShardResult
 from testpilot.run_report import run_tags, verdict
 from testpilot.settings import get_settings

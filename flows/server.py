@@ -165,3 +165,16 @@ def scratch_postgres_database(admin_url: str) -> Iterator[str]:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@contextmanager
+def throwaway_server_on(folder: Path, postgres: str = "") -> Iterator[str]:
+    """``throwaway_server`` on a scratch database of the PostgreSQL server ``postgres`` (SQLAlchemy URL),
+    or on SQLite when it is empty. For benchmarks that want a production-like server."""
+    if not postgres:
+        with throwaway_server(folder) as url:
+            yield url
+        return
+    with scratch_postgres_database(postgres) as database, throwaway_server(
+            folder, PREFECT_API_DATABASE_CONNECTION_URL=database) as url:
+        yield url

@@ -24,11 +24,11 @@ from prefect.states import Cancelling, Crashed, Failed, State
 
 from tasks.common import TASK_DEFAULTS, suite_at
 from tasks.environments import _request, get_provider
-from tasks.execution import lost_shard
 from tasks.source import run_folder
 from testpilot.environments.base import Environment
 from testpilot.environments.local import LocalProvider
 from testpilot.errors import ConfigError
+from testpilot.execution.shard import lost_shard
 from testpilot.nodes import (
     SHARD_KEY,
     NodeRequest,

@@ -5,6 +5,7 @@ report's ``delivery`` list; it never fails the run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 import prefect.blocks.notifications  # noqa: F401  registers Prefect's notification block types for Block.load
@@ -96,14 +97,23 @@ def _missing(suite: Suite, route: Route, reason: str) -> ConfigError:
 def notify_clusters(suite_path: str, analysis: dict[str, Any]) -> dict[str, Any]:
     """Deliver this run's clusters; returns ``analysis`` with ``section['delivery']`` recording each attempt."""
     suite, section = suite_at(suite_path), analysis["section"]
-    config, logger = suite.failures, get_run_logger()
+    config = suite.failures
     if not section.get("clusters") or not (config.notify or config.issues):
         return analysis
     result = FailureAnalysis(run_id=section.get("run_id", ""), flow_run_url=section.get("flow_run_url", ""),
                              clusters=[ClusterReport.model_validate(c) for c in section["clusters"]])
     loaded = load_blocks([*config.notify.values(), *([config.issues.block] if config.issues else [])])
     secrets = [s for b in loaded.values() if isinstance(b, Block) for s in secret_values(b)]
+    with redacting_logs(secrets):
+        deliveries = deliver_notifications(result, config.notify, _sender(suite, loaded), secrets=secrets)
+        if config.issues:
+            deliveries += _issues(suite, result, loaded.get(config.issues.block), secrets)
+    _report(deliveries, suite.name)
+    return {**analysis, "section": {**section, "delivery": [d.model_dump() for d in deliveries]}}
 
+
+def _sender(suite: Suite, loaded: dict[str, Block | str]) -> Callable[[Route, str, str], None]:
+    """Sends one notification through the route's block; a missing block or a refused message raises."""
     def send(route: Route, subject: str, body: str) -> None:
         block = loaded.get(route.block)
         if not isinstance(block, NotificationBlock):
@@ -116,11 +126,12 @@ def notify_clusters(suite_path: str, analysis: dict[str, Any]) -> dict[str, Any]
             raise InfrastructureError(f"block {route.block!r} did not deliver: {' | '.join(said) or 'no reason given'}",
                                       hint=f"check the block's URL and that its service accepts it ({route.field})"
                                       ) from None
+    return send
 
-    with redacting_logs(secrets):
-        deliveries = deliver_notifications(result, config.notify, send, secrets=secrets)
-        if config.issues:
-            deliveries += _issues(suite, result, loaded.get(config.issues.block), secrets)
+
+def _report(deliveries: list[Delivery], suite_name: str) -> None:
+    """What was not delivered, as warnings; how much was, as one line; every attempt as a table artifact."""
+    logger = get_run_logger()
     for d in deliveries:
         if d.status == "failed":
             logger.warning("%s for cluster %s (team %s) not delivered: %s", d.channel, d.cluster,
@@ -128,9 +139,8 @@ def notify_clusters(suite_path: str, analysis: dict[str, Any]) -> dict[str, Any]
     sent = sum(d.status == "sent" for d in deliveries)
     logger.info("delivered %d of %d notification(s) and issue(s)", sent, len(deliveries))
     if deliveries:
-        create_table_artifact(delivery_rows(deliveries), key=artifact_key("testpilot-delivery", suite.name),
+        create_table_artifact(delivery_rows(deliveries), key=artifact_key("testpilot-delivery", suite_name),
                               description="Failure notifications and GitHub issues of this run")
-    return {**analysis, "section": {**section, "delivery": [d.model_dump() for d in deliveries]}}
 
 
 def _issues(suite: Suite, analysis: FailureAnalysis, block: Block | str | None, secrets: list[str]

@@ -97,12 +97,6 @@ def load_records(suite: Suite, base: str, limit: int = 200) -> dict[str, Record]
     return out
 
 
-def record_variables(workdir: str, app: str, shard: int, cwd: str, join: Any = os.path.join) -> dict[str, str]:
-    """What makes the staged plugin record this shard (paths as the test command sees them)."""
-    return {"TESTPILOT_RECORD": join(workdir, ".testpilot", f"record-{app}-{shard}.json.gz"),
-            "TESTPILOT_RECORD_ROOT": cwd}
-
-
 def keep_record(runner: Any, remote_path: str, scratch: Path, suite: Suite, app: str, shard: int,
                 logger: Any) -> str | None:
     """Fetch and store the shard's recording. Recording never fails a shard: problems are warnings."""

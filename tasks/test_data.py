@@ -14,10 +14,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.common import TASK_DEFAULTS, suite_at
-from testpilot.environments.base import Environment, database_variable
+from testpilot.environments.base import Environment
 from testpilot.environments.staging import local_sqlite, publish_sqlite
-from testpilot.suite import Suite
-from testpilot.testdata import GeneratedData, dataset_identity, drop_run_data, generate, load, namespace_url
+from testpilot.testdata import GeneratedData, dataset_identity, drop_run_data, generate
+from testpilot.testdata.seeding import seed_environment
 
 
 def _identity(_context: Any, parameters: dict[str, Any]) -> str:
@@ -30,37 +30,14 @@ def generate_data(suite_path: str) -> GeneratedData:
     return generate(suite.data, source=suite.source, lines=suite._lines)
 
 
-def datasets_for(suite: Suite, env_apps: list[str], service: str) -> list[str]:
-    """Datasets bound for a service: no targets, or a target naming one of the env's apps (or app.service)."""
-    wanted = {*env_apps, *(f"{a}.{service}" for a in env_apps)}
-    return [name for name, ds in suite.data.items() if not ds.targets or wanted & set(ds.targets)]
-
-
 @task(name="seed-data", **TASK_DEFAULTS)
 def seed_data(suite_path: str, env: Environment, apps: list[str], run_id: str) -> Environment:
     """Load the run's data into each of the environment's databases; return the env pointing at it."""
     suite = suite_at(suite_path)
     if not suite.data or not env.databases:
         return env
-    data = generate_data(suite_path)
-    env = env.model_copy(deep=True)
-    lines = [f"# Test data for {env.id}", "", f"Dataset identity `{data.identity}`", ""]
-    for service, url in env.databases.items():
-        names = datasets_for(suite, apps, service)
-        if not names:
-            continue
-        report = load(url, data.subset(names), run_id=run_id, label=service.replace("-", "_"))
-        env.env[database_variable(service)] = namespace_url(
-            url, run_id, service.replace("-", "_"))
-        env.metadata.setdefault("data_namespaces", {})[service] = report.namespace
-        get_run_logger().info("loaded %s into %s (%s, %s)", report.row_counts, report.namespace, report.dialect,
-                              report.method)
-        lines += [f"## {service}: `{report.namespace}` ({report.method}, {report.seconds:.2f}s)", "",
-                  "| table | rows |", "|---|---|", *[f"| {t} | {n} |" for t, n in report.row_counts.items()], ""]
-        for table, rows in report.sample.items():
-            if rows:
-                lines += [f"Sample of `{table}`:", "", "```json", *[str(r) for r in rows], "```", ""]
-    create_markdown_artifact("\n".join(lines), key="testpilot-data", description="Seeded datasets and samples")
+    env, markdown = seed_environment(env, suite.data, generate_data(suite_path), apps, run_id, get_run_logger())
+    create_markdown_artifact(markdown, key="testpilot-data", description="Seeded datasets and samples")
     if env.transport == "ssh" and local_sqlite(env):  # SQLite is seeded here on the worker, then copied
         from tasks.environments import connection
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testpilot.errors import ConfigError
 from testpilot.execution.junit import parse_junit
@@ -20,6 +20,9 @@ from testpilot.failures.model import FailureAnalysis
 from testpilot.failures.records import FailureRecord, record_from_result
 from testpilot.failures.report import render_text, report_section
 from testpilot.results import Outcome, TestResult
+
+if TYPE_CHECKING:
+    from testpilot.suite import Suite
 
 CODEOWNERS_PLACES = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS")
 
@@ -63,6 +66,16 @@ def read_codeowners(repo: Path) -> str:
         if (repo / place).is_file():
             return (repo / place).read_text()
     return ""
+
+
+def suite_ownership(suite: Suite, root: Path) -> dict[str, Any]:
+    """``analyse_failures``'s ``codeowners`` and ``app_paths`` for a suite whose tree starts at ``root``:
+    the apps' declared owners as CODEOWNERS lines, then the repository's own file (later lines win)."""
+    inside = [app for app in suite.apps if suite.app_dir(app).is_relative_to(root)]
+    lines = [f"/{suite.app_dir(app).relative_to(root).as_posix()}/ {' '.join(suite.apps[app].owners)}"
+             for app in inside if suite.apps[app].owners]
+    return {"codeowners": "\n".join([*lines, read_codeowners(root)]).strip("\n"),
+            "app_paths": {app: suite.app_dir(app).relative_to(root).as_posix() for app in inside}}
 
 
 def analyse_files(junit: Sequence[str | Path], *, reruns: Sequence[str | Path] = (),

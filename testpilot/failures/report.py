@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,3 +64,21 @@ def render_text(report: Mapping[str, Any] | FailureAnalysis, *, tests_shown: int
     if data.get("flow_run_url"):
         lines.extend(["", f"Flow run: {data['flow_run_url']}"])
     return "\n".join(lines)
+
+
+def verdict_rows(analysis: FailureAnalysis) -> list[dict[str, Any]]:
+    """Each failing test with its own category (its cluster reports the mix): what `testpilot analyse` prints."""
+    return [{"app": v.app, "node_id": v.test_id, "category": v.category, "defect_type": v.defect_type,
+             "owner": v.owner or "unowned", "message": v.message, "cluster": v.cluster} for v in analysis.tests]
+
+
+def failures_markdown(section: Mapping[str, Any]) -> str:
+    """The failures artifact: the text report, and the section as JSON for `testpilot failures --run`."""
+    return ("# Failures\n\n```text\n" + render_text(section) + "\n```\n\n<details><summary>data</summary>\n\n"
+            "```json\n" + json.dumps(section, default=str) + "\n```\n</details>\n")
+
+
+def section_from_markdown(text: str) -> dict[str, Any]:
+    """The report section back out of a failures artifact."""
+    body = text.split("```json\n", 1)[1].split("\n```", 1)[0]
+    return dict(json.loads(body))
