@@ -21,6 +21,14 @@ def ui_url() -> str:
     return str(PREFECT_UI_URL.value() or "").rstrip("/")
 
 
+def run_url() -> str:
+    """This flow run's page in the UI ('' without a UI URL or outside a flow run)."""
+    from prefect.runtime import flow_run
+
+    ui = ui_url()
+    return f"{ui}/runs/flow-run/{flow_run.id}" if ui and flow_run.id else ""
+
+
 def node_tags(config: Suite, app: str, head_commit: str) -> list[str]:
     """A node's task-run tags: suite, app, owners, pool, commit."""
     tags = [f"suite:{config.name}", f"app:{app}", *(f"owner:{o}" for o in config.apps[app].owners),
