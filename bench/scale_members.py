@@ -86,7 +86,7 @@ def _set_members(path: Path, pool_name: str, members: int, name: str) -> None:
 def _run(path: Path, results: Path, env: dict[str, str]) -> dict[str, Any]:
     """One `testpilot run --full` as a CLI process; returns its report with the flow run's wall time."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--suite", str(path), "--full",
                            "--results", str(results)], cwd=REPO, env={**os.environ, **env},
@@ -98,8 +98,7 @@ def _run(path: Path, results: Path, env: dict[str, str]) -> dict[str, Any]:
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(uuid.UUID(report_file.parent.name))
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200) \
-            if os.environ.get("BENCH_PHASES") else []
+        logs = _logs(client, run.id) if os.environ.get("BENCH_PHASES") else []
     assert run.start_time is not None and run.end_time is not None
     report["flow_run_seconds"] = (run.end_time - run.start_time).total_seconds()
     report["task_runs"] = sorted((t.name, (t.start_time - run.start_time).total_seconds(),
@@ -107,6 +106,20 @@ def _run(path: Path, results: Path, env: dict[str, str]) -> dict[str, Any]:
                                  for t in tasks if t.start_time and t.end_time)
     report["log_lines"] = [((line.timestamp - run.start_time).total_seconds(), line.message[:110]) for line in logs]
     return dict(report)
+
+
+def _logs(client: Any, run_id: uuid.UUID) -> list[Any]:
+    """The run's log lines (they reach the API in batches, so wait a little for them)."""
+    import time
+
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    for _ in range(20):
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200)
+        if logs:
+            return list(logs)
+        time.sleep(0.5)
+    return []
 
 
 def measure_members(counts: tuple[int, ...] = (1, 2, 4), *, sleep: float = SLEEP, api_url: str | None = None,

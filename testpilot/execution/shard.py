@@ -8,7 +8,9 @@ import logging
 import os
 import posixpath
 import shutil
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,21 +105,25 @@ def run_job(job: ShardJob, runner: Runner, output: ShardOutput, *, reruns: int,
     """Run the shard, keep its record, re-run its failures up to ``reruns`` times; always closes the runner
     and removes a remote run's scratch folder. A runner left dirty marks the result dirty."""
     where = {"app": job.app, "shard": job.shard, "environment": job.env.id, "host": job.env.host}
+    spent: dict[str, float] = {}
 
     def execute(selected: list[str], attempt: str) -> tuple[CommandResult, list[TestResult]]:
         junit = job.path(job.env.workdir, ".testpilot", f"junit-{job.app}-{job.shard}{attempt}.xml")
         argv = build_argv(job.test_command, tests=selected, junit=junit, app=job.app, plugins=job.plugins)
         output.streamed.outcomes.clear()
         extra = {} if attempt else job.recording  # re-runs would overwrite the shard's record with a few tests
-        outcome = runner.run(argv, cwd=job.cwd, env={**job.variables, **extra}, timeout=job.timeout)
-        local = runner.fetch(junit, job.scratch)
+        with timed(spent, "test command"):
+            outcome = runner.run(argv, cwd=job.cwd, env={**job.variables, **extra}, timeout=job.timeout)
+        with timed(spent, "JUnit fetched"):
+            local = runner.fetch(junit, job.scratch)
         return outcome, parse_junit(local, **where) or output.streamed.results(**where)  # type: ignore[arg-type]
 
     log.info("running %d test(s) of %s in %s (%s)", len(job.tests), job.app, job.env.id, job.env.host)
     try:
         outcome, results = execute(job.tests, "")
         if job.recording and keep_record is not None:
-            keep_record(runner, job.recording["TESTPILOT_RECORD"], job.scratch)
+            with timed(spent, "record stored"):
+                keep_record(runner, job.recording["TESTPILOT_RECORD"], job.scratch)
         result = shard_result(app=job.app, shard=job.shard, tests=job.tests, results=results, outcome=outcome,
                               environment=job.env.id, host=job.env.host, timeout=job.timeout)
         result.reruns = rerun_failures(result, reruns, execute, log)
@@ -127,9 +133,21 @@ def run_job(job: ShardJob, runner: Runner, output: ShardOutput, *, reruns: int,
         if job.remote:
             shutil.rmtree(job.scratch, ignore_errors=True)
     result.dirty = runner.dirty
+    log.info("%s[%d] on %s: %s", job.app, job.shard, job.env.id,
+             ", ".join(f"{what} {seconds:.2f} s" for what, seconds in spent.items()))
     if result.dirty:
         log.error("environment %s on %s is marked dirty: it is reset before its next use", job.env.id, job.env.host)
     return result
+
+
+@contextmanager
+def timed(spent: dict[str, float], what: str) -> Iterator[None]:
+    """Adds the block's wall seconds to ``spent[what]``: where a shard's time went, for its log."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        spent[what] = spent.get(what, 0.0) + time.perf_counter() - start
 
 
 def rerun_failures(result: ShardResult, budget: int, execute: Execute,
