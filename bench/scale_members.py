@@ -89,7 +89,7 @@ def _run(path: Path, results: Path, env: dict[str, str]) -> dict[str, Any]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--suite", str(path), "--full",
-                           "--results", str(results)], cwd=REPO, env={**os.environ, **env},
+                           "--results", str(results)], cwd=REPO, env={**os.environ, **env, **_log_level()},
                           capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"the run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -106,6 +106,12 @@ def _run(path: Path, results: Path, env: dict[str, str]) -> dict[str, Any]:
                                  for t in tasks if t.start_time and t.end_time)
     report["log_lines"] = [((line.timestamp - run.start_time).total_seconds(), line.message[:110]) for line in logs]
     return dict(report)
+
+
+def _log_level() -> dict[str, str]:
+    """The run's INFO lines reach the API with BENCH_PHASES (tests.conftest, imported for its git helper,
+    sets WARNING for the test suite)."""
+    return {"PREFECT_LOGGING_LEVEL": "INFO"} if os.environ.get("BENCH_PHASES") else {}
 
 
 def _logs(client: Any, run_id: uuid.UUID) -> list[Any]:

@@ -17,18 +17,24 @@ import re
 import socket
 import time
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import httpx
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.client.schemas.responses import (
+    ConcurrencyLimitWithLeaseResponse,
+    MinimalConcurrencyLimitResponse,
+)
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency.sync import concurrency
+from prefect.concurrency._events import emit_concurrency_acquisition_events, emit_concurrency_release_events
+from prefect.concurrency._leases import maintain_concurrency_lease
 from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.types._datetime import now
@@ -56,11 +62,12 @@ def lock_host() -> str:
     return get_settings().worker_host or socket.gethostname()
 
 
-def ensure_limit(name: str, slots: int) -> None:
+def ensure_limit(name: str, slots: int, client: SyncPrefectClient | None = None) -> None:
     """Create the limit with ``slots`` when it is missing. An existing one keeps its size: a pool is
     shared by every suite naming it, so its size is set once (deployments.setup or the first run) and a
-    suite that disagrees gets a warning, never a resize under the other runs' feet."""
-    with get_client(sync_client=True) as client:
+    suite that disagrees gets a warning, never a resize under the other runs' feet. ``client``: an open
+    API client to use (default: a new one)."""
+    with nullcontext(client) if client is not None else get_client(sync_client=True) as client:
         try:
             current = client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
@@ -177,57 +184,118 @@ def member_locks(pools: dict[str, int], *, timeout: float, lease_seconds: float,
     holder = ConcurrencyLeaseHolder(type="flow_run", id=context.flow_run.id) if context and context.flow_run else None
     held: dict[str, list[int]] = {}
     names: dict[str, str] = {}
-    with ExitStack() as stack:
+    with Leases(lease_seconds, holder) as leases:
         for pool in sorted(pools):
             host = lock_host() if pool in local else ""
             names[pool] = name = limit_name(pool, host)
-            ensure_limit(name, pools[pool])
-            _take_pool_slot(stack, name, pool, host, timeout, lease_seconds, holder)
-            held[pool] = [_claim_member(stack, name, pool, pools[pool], lease_seconds, holder,
-                                        deadline=time.monotonic() + timeout)]
+            ensure_limit(name, pools[pool], leases.client)
+            _take_pool_slot(leases, name, pool, host, timeout)
+            held[pool] = [_claim_member(leases, name, pool, pools[pool], deadline=time.monotonic() + timeout)]
         for pool in sorted(pools):
             for _ in range(min((members or {}).get(pool, 1), pools[pool]) - 1):
-                slot = _take_extra_member(stack, names[pool], pools[pool], lease_seconds, holder, held[pool])
+                slot = _take_extra_member(leases, names[pool], pools[pool], held[pool])
                 if slot is None:
                     break
                 held[pool].append(slot)
         yield held
 
 
-def _take_extra_member(stack: ExitStack, pool_limit: str, size: int, lease_seconds: float,
-                       holder: ConcurrencyLeaseHolder | None, mine: Collection[int]) -> int | None:
+class Leases:
+    """The slots a run holds: each a lease of one concurrency limit, taken and handed back through one
+    API client, kept alive by Prefect's own renewal (which stops the run if a renewal fails), with the
+    same ``prefect.concurrency-limit.acquired/released`` events ``lock_holders`` reads.
+
+    Prefect's ``concurrency()`` context manager opens a new API client for each acquisition and each
+    release; a run on four members holds eight leases, and that added about 1.5 s to its wall time on a
+    two-core machine (bench/scale_members.py). The server calls are the same."""
+
+    def __init__(self, lease_seconds: float, holder: ConcurrencyLeaseHolder | None) -> None:
+        self.lease_seconds, self.holder = lease_seconds, holder
+        self._client_stack = ExitStack()
+        self.client = self._client_stack.enter_context(get_client(sync_client=True))
+        self._held: list[tuple[UUID, list[MinimalConcurrencyLimitResponse], dict[UUID, Any], ExitStack]] = []
+
+    def take(self, name: str, wait: float | None = None) -> bool:
+        """One slot of the limit ``name``, waiting up to ``wait`` seconds for it (None: only if free now)."""
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                response = self.client.increment_concurrency_slots_with_lease(
+                    names=[name], slots=1, mode="concurrency", lease_duration=self.lease_seconds,
+                    holder=self.holder)
+                break
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:
+                    raise
+                left = 0.0 if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(left, float(exc.response.headers.get("Retry-After", 1.0))))
+        granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
+        if not granted.limits:
+            raise ConcurrencySlotAcquisitionError(f"concurrency limit {name!r} does not exist")
+        renewal = ExitStack()
+        self._held.append((granted.lease_id, granted.limits, {}, renewal))
+        renewal.enter_context(maintain_concurrency_lease(granted.lease_id, self.lease_seconds,
+                                                         raise_on_lease_renewal_failure=True))
+        self._held[-1][2].update(emit_concurrency_acquisition_events(granted.limits, 1))
+        return True
+
+    def give_back_last(self) -> None:
+        """Hand back the slot taken last (an extra member's pool slot when no member was free)."""
+        self._give_back(*self._held.pop())
+
+    def _give_back(self, lease: UUID, limits: list[MinimalConcurrencyLimitResponse], events: dict[UUID, Any],
+                   renewal: ExitStack) -> None:
+        renewal.close()  # first: a renewal of a lease already handed back would fail and stop the run
+        try:
+            self.client.release_concurrency_slots_with_lease(lease)
+        except Exception as exc:  # noqa: BLE001 - the lease expires by itself
+            logging.getLogger("testpilot.locks").warning(
+                "could not hand back concurrency lease %s (%s); it expires within %.0fs", lease, exc,
+                self.lease_seconds)
+            return
+        if events:
+            emit_concurrency_release_events(limits, 1, events)
+
+    def __enter__(self) -> Leases:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            while self._held:
+                self._give_back(*self._held.pop())
+        finally:
+            self._client_stack.close()
+
+
+def _take_extra_member(leases: Leases, pool_limit: str, size: int, mine: Collection[int]) -> int | None:
     """One more member if one is free now: a slot of the pool's limit, then a member's (not one of
-    ``mine``, which this run holds already); else None."""
-    extra = ExitStack()
-    with extra:
-        if not _try_slot(extra, pool_limit, lease_seconds, holder):
-            return None
-        slot = _free_member(extra, pool_limit, size, lease_seconds, holder, skip=mine)
-        if slot is not None:
-            stack.enter_context(extra.pop_all())  # held until the run ends; else the pool slot goes back here
-        return slot
+    ``mine``, which this run holds already); else None, with the pool slot given back."""
+    if not leases.take(pool_limit):
+        return None
+    slot = _free_member(leases, pool_limit, size, skip=mine)
+    if slot is None:
+        leases.give_back_last()
+    return slot
 
 
-def _take_pool_slot(stack: ExitStack, name: str, pool: str, host: str, timeout: float, lease_seconds: float,
-                    holder: ConcurrencyLeaseHolder | None) -> None:
+def _take_pool_slot(leases: Leases, name: str, pool: str, host: str, timeout: float) -> None:
     """One slot of the pool's limit, waiting up to ``timeout``. When the wait runs out and no running
     flow run holds a slot, the slot is orphaned: a holder that died before its acquisition was
     recorded, or a lease the server granted while the answer was lost to a client-side timeout and
     retry. Its lease expires within ``lease_seconds`` and the server's repossessor frees it, so wait
     once more for that long before giving up."""
-    waits = [timeout, lease_seconds + ORPHAN_MARGIN]
+    waits = [timeout, leases.lease_seconds + ORPHAN_MARGIN]
     for attempt, wait in enumerate(waits):
-        try:
-            stack.enter_context(concurrency(name, occupy=1, timeout_seconds=wait, lease_duration=lease_seconds,
-                                            holder=holder, strict=True))
+        if leases.take(name, wait=wait):
             return
-        except TimeoutError:
-            holders = current_holders(name)
-            if holders or attempt == len(waits) - 1:
-                break
-            logging.getLogger("testpilot.locks").warning(
-                "pool %r: no free slot after %.0fs and no running flow run holds one; an orphaned lease "
-                "expires within %.0fs, waiting once more", pool, timeout, lease_seconds)
+        holders = current_holders(name)
+        if holders or attempt == len(waits) - 1:
+            break
+        logging.getLogger("testpilot.locks").warning(
+            "pool %r: no free slot after %.0fs and no running flow run holds one; an orphaned lease "
+            "expires within %.0fs, waiting once more", pool, timeout, leases.lease_seconds)
     where = f" on host {host}" if host else ""
     waited = sum(waits[:attempt + 1])
     who = ", ".join(holders) or (f"no running flow run (an orphaned slot: see `prefect gcl inspect {name}`, "
@@ -236,12 +304,11 @@ def _take_pool_slot(stack: ExitStack, name: str, pool: str, host: str, timeout: 
                       pool=pool, holders=holders, timeout=waited) from None
 
 
-def _claim_member(stack: ExitStack, pool_limit: str, pool: str, size: int, lease_seconds: float,
-                  holder: ConcurrencyLeaseHolder | None, deadline: float) -> int:
+def _claim_member(leases: Leases, pool_limit: str, pool: str, size: int, deadline: float) -> int:
     """Take the first free member's one-slot limit. Holding the pool's limit means one is free, or is
     about to be (a member's lease may outlive its pool lease by a renewal interval), so retry briefly."""
     while True:
-        slot = _free_member(stack, pool_limit, size, lease_seconds, holder)
+        slot = _free_member(leases, pool_limit, size)
         if slot is not None:
             return slot
         if time.monotonic() > deadline:
@@ -250,25 +317,11 @@ def _claim_member(stack: ExitStack, pool_limit: str, pool: str, size: int, lease
         time.sleep(0.5)
 
 
-def _free_member(stack: ExitStack, pool_limit: str, size: int, lease_seconds: float,
-                 holder: ConcurrencyLeaseHolder | None, skip: Collection[int] = ()) -> int | None:
-    """The first member (not in ``skip``) whose one-slot limit is free now (taken into ``stack``), or None."""
+def _free_member(leases: Leases, pool_limit: str, size: int, skip: Collection[int] = ()) -> int | None:
+    """The first member (not in ``skip``) whose one-slot limit is free now (now held), or None."""
     for slot in (s for s in range(size) if s not in skip):
         name = f"{pool_limit}-slot-{slot}"
-        ensure_limit(name, 1)
-        if _try_slot(stack, name, lease_seconds, holder):
+        ensure_limit(name, 1, leases.client)
+        if leases.take(name):
             return slot
     return None
-
-
-def _try_slot(stack: ExitStack, name: str, lease_seconds: float, holder: ConcurrencyLeaseHolder | None) -> bool:
-    """Take one slot of the limit ``name`` into ``stack`` if one is free right now, without waiting."""
-    try:
-        stack.enter_context(concurrency(name, occupy=1, max_retries=0, lease_duration=lease_seconds,
-                                        holder=holder, strict=True))
-        return True
-    except ConcurrencySlotAcquisitionError as exc:  # wraps the server's HTTP answer
-        cause = exc.__cause__
-        if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423:
-            return False
-        raise
