@@ -82,12 +82,14 @@ def pipeline(suite: str = "testpilot.yaml", base: str = "HEAD~1", head: str = "H
                           lease_seconds=max(config.environments[p].lease_seconds for p in pools),
                           local=local, members=members_wanted(config, pools, nodes)) as slots:
             ran.lock_wait = time.monotonic() - ran.lock_wait
-            publish_locks(sizes, ui_url(), {"run_id": run_id, "name": str(flow_run.name), "state": "Running"},
-                          local=local)
+            lock_view = publish_locks.submit(sizes, ui_url(), {"run_id": run_id, "name": str(flow_run.name),
+                                                                "state": "Running"}, local=local)
             try:
                 provision_members(suite, pools, slots, run_id, ran.envs)
+                lock_view.wait()  # written while the members came up; a failure to write it fails no run
                 set_progress(progress, 25, f"Testpilot {config.name}: seeding data")
-                ran.envs[:] = [seed_data(suite, env, pools[env.pool], run_id) for env in ran.envs]
+                seeding = [seed_data.submit(suite, env, pools[env.pool], run_id) for env in ran.envs]
+                ran.envs[:] = [seeded.result() for seeded in seeding]  # every member's databases at once
                 run_graph(suite, config, tree, selection, nodes, app_durations, ran, progress, run_id=run_id,
                           max_parallel=max_parallel, fail_fast=fail_fast)
                 if needs.scenarios:
