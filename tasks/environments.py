@@ -106,7 +106,8 @@ def provision(suite_path: str, pool: str, apps: list[str], run_id: str, slot: in
     provider = get_provider(pool, suite_at(suite_path).environments[pool])
     if isinstance(provider, StagedProvider):
         env = provider.provision(request)
-        log.info("environment %s is up at %s (reset to baseline, healthy)", env.id, env.host)
+        log.info("environment %s is up at %s (reset to %s, healthy)", env.id, env.host,
+                 "its warm snapshot" if env.metadata.get("warm_key") else "baseline")
         env = install(suite_path, env, apps, run_id)
     else:
         env = provider.acquire(request)

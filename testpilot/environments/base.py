@@ -63,6 +63,8 @@ class AcquireRequest(BaseModel):
     requirements: dict[str, str | None] = Field(default_factory=dict,
                                                 description="App name -> requirements file, if any.")
     expires_in: float = Field(6 * 3600, description="Seconds until the reaper may remove it.")
+    warm_key: str = Field("", description="Fingerprint of the apps' installed requirements (set by staging): a "
+                                          "provider that keeps warm snapshots resets to the one of this key.")
 
 
 class Health(BaseModel):

@@ -35,6 +35,9 @@ HOST_KEY_FILE = "/etc/ssh/ssh_host_ed25519_key.pub"
 NEXTID_ATTEMPTS = 8  # clones racing for /cluster/nextid: each loser asks again
 
 
+WARM_PREFIX = "tp-warm-"  # + 16 hex digits: within Proxmox's 40-character snapshot names
+
+
 class ProxmoxSettings(BaseModel):
     host: str = Field(description="API address, 'pve.example.com' or 'pve.example.com:8006'.")
     user: str = Field("root@pam", description="User for ticket auth, or the token's owner ('user@realm').")
@@ -56,6 +59,9 @@ class ProxmoxSettings(BaseModel):
     name_prefix: str = "tp"
     baseline_snapshot: str = "tp-baseline"
     baseline_with_ram: bool = Field(True, description="Snapshot RAM too, so a rollback needs no reboot.")
+    warm_snapshots: bool = Field(True, description="After the apps are installed on a member, snapshot it "
+                                 f"('{WARM_PREFIX}<requirements hash>', one per VM) and reset to that snapshot "
+                                 "while the requirements stay the same, so installs are skipped.")
     idle_expiry_seconds: float = Field(7 * 86400, description="How long a released VM may sit unused.")
     agent_timeout: float = 300
     task_timeout: float = 900
@@ -178,10 +184,14 @@ class ProxmoxProvider:
         if existing is not None:
             node, vmid = str(existing["node"]), int(existing["vmid"])
             self._set_tags(node, vmid, owner)
-            self.reset(node, vmid)
+            warm = self.reset(node, vmid, request.warm_key)
+            self._set_tags(node, vmid, owner)  # a rollback restores the config the snapshot saw, tags included
         else:
             node, vmid = self._provision(owner)
-        return self._environment(node, vmid, owner)
+            warm = ""
+        env = self._environment(node, vmid, owner)
+        env.metadata["warm_key"] = warm
+        return env
 
     def _provision(self, owner: Ownership) -> tuple[str, int]:
         s = self.settings
@@ -226,15 +236,45 @@ class ProxmoxProvider:
             self.sleep(next(delays))
         raise AssertionError("unreachable")
 
-    def reset(self, node: str, vmid: int) -> None:
-        """Roll back to the baseline snapshot; start the VM if the snapshot had no RAM state."""
+    def reset(self, node: str, vmid: int, warm_key: str = "") -> str:
+        """Roll back to the warm snapshot of ``warm_key`` if the VM has one (returns the key), else to the
+        baseline (returns ''); start the VM if the snapshot had no RAM state."""
         vm = self.api.nodes(node).qemu(vmid)
-        self.wait_task(self._call(lambda: vm.snapshot(self.settings.baseline_snapshot).rollback.post(),
-                                  f"roll back VM {vmid}", "reset"), f"rollback of VM {vmid}", "reset")
+        warm = WARM_PREFIX + warm_key if warm_key and self.settings.warm_snapshots else ""
+        if warm and warm not in self._snapshots(node, vmid):
+            warm = ""
+        target = warm or self.settings.baseline_snapshot
+        self.wait_task(self._call(lambda: vm.snapshot(target).rollback.post(),
+                                  f"roll back VM {vmid}", "reset"), f"rollback of VM {vmid} to {target}", "reset")
         status = self._call(lambda: vm.status.current.get(), f"read VM {vmid} status", "reset")
         if status.get("status") != "running":
             self.wait_task(self._call(lambda: vm.status.start.post(), f"start VM {vmid}", "reset"),
                            f"start VM {vmid}", "reset")
+        return warm_key if warm else ""
+
+    def _snapshots(self, node: str, vmid: int) -> list[str]:
+        found = self._call(lambda: self.api.nodes(node).qemu(vmid).snapshot.get(), f"list snapshots of VM {vmid}",
+                           "reset")
+        return [str(s["name"]) for s in found if s.get("name") != "current"]
+
+    def save_warm(self, env: Environment, warm_key: str) -> str:
+        """Snapshot a member whose apps were just installed as ``tp-warm-<warm_key>``, replacing its older
+        warm snapshot (one per VM: each holds a copy of what changed since the baseline). Returns the
+        snapshot's name, or '' when warm snapshots are off."""
+        if not (warm_key and self.settings.warm_snapshots):
+            return ""
+        node, vmid = env.metadata["node"], int(env.metadata["vmid"])
+        name = WARM_PREFIX + warm_key
+        snapshots = self.api.nodes(node).qemu(vmid).snapshot
+        for old in self._snapshots(node, vmid):
+            if old.startswith(WARM_PREFIX):
+                self.wait_task(self._call(lambda old=old: snapshots(old).delete(), f"delete snapshot {old} of VM {vmid}",
+                                          "install"), f"deleting snapshot {old} of VM {vmid}", "install")
+        self.wait_task(self._call(lambda: snapshots.post(
+            snapname=name, vmstate=int(self.settings.baseline_with_ram),
+            description=f"Testpilot: apps installed (requirements {warm_key})"), f"snapshot VM {vmid}", "install"),
+            f"warm snapshot of VM {vmid}", "install")
+        return name
 
     def guest_ip(self, node: str, vmid: int) -> str:
         """Wait for the guest agent to report an IPv4 address on a non-loopback interface."""

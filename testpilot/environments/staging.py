@@ -17,11 +17,14 @@ the provider resets it before anyone gets it again, and removes the databases it
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import make_url
@@ -101,8 +104,9 @@ class StagedProvider:
 
     # -- the two phases ------------------------------------------------------------------------------------
     def provision(self, request: AcquireRequest) -> Environment:
-        """The inner provider's acquire: an environment reset to baseline and health-checked."""
-        env = self.inner.acquire(request)
+        """The inner provider's acquire: an environment reset to baseline (or to its warm snapshot of these
+        requirements, when the provider keeps them) and health-checked."""
+        env = self.inner.acquire(request.model_copy(update={"warm_key": self.warm_key(request)}))
         health = self.inner.health(env)
         if not health.ok:
             self.inner.release(env.model_copy(update={"dirty": True}))
@@ -127,11 +131,17 @@ class StagedProvider:
                 self._must(remote, ["mkdir", "-p", "--", tools], env, "prepare the working folder")
                 remote.upload_file(PLUGIN_SOURCE, posixpath.join(tools, "testpilot_pytest.py"))
                 remote.upload_file(RECORDER_SOURCE, posixpath.join(tools, "testpilot_recorder.py"))
+                key = self.warm_key(request)
+                warm = bool(key) and env.metadata.get("warm_key") == key  # reset to a snapshot with these venvs
+                if warm:  # the snapshot holds the sources of the commit it was taken at: replace them
+                    self._must(remote, ["rm", "-rf", "--", *(posixpath.join(workdir, a) for a in request.apps)],
+                               env, "remove the sources of the warm snapshot")
                 for app, source in request.apps.items():
                     target = posixpath.join(workdir, app)
                     remote.upload_dir(source, target)
                     env.python[app] = self._venv(remote, env, app, target, request.requirements.get(app), source,
-                                                 sink)
+                                                 None if warm else sink, installed=warm, compile_all=bool(key))
+            self._keep_warm(provided, key, warm, sink)  # with no session of ours open in the snapshot
             local_dir = self.scratch / f"{safe_name(env.id)}-{safe_name(request.run_id)}"
             for name, service in request.config.services.items():
                 local_dir.mkdir(parents=True, exist_ok=True)
@@ -180,10 +190,38 @@ class StagedProvider:
         home = self._must(remote, ["pwd"], env, "find the home folder").strip().splitlines()[-1]
         return posixpath.normpath(posixpath.join(home, env.workdir))
 
+    def warm_key(self, request: AcquireRequest) -> str:
+        """The fingerprint of what ``request``'s venvs hold, for providers that keep warm snapshots
+        (Proxmox); '' when the provider keeps none or a requirements file installs local files."""
+        if not callable(getattr(self.inner, "save_warm", None)):
+            return ""
+        return requirements_fingerprint(request.requirements, self.install)
+
+    def _keep_warm(self, env: Environment, key: str, warm: bool, sink: OnLine | None) -> None:
+        """After a fresh install: have the provider snapshot the member, so the next reset skips it."""
+        say = sink or (lambda _stream, _line: None)
+        if warm:
+            say("stdout", f"{env.id}: reset to its warm snapshot of these requirements ({key}): install skipped")
+            return
+        if not key:
+            return
+        try:
+            name = self.inner.save_warm(env, key)  # type: ignore[attr-defined]
+        except ProvisioningError as exc:  # the run goes on; only the next install is not skipped
+            say("stderr", f"{env.id}: could not save the warm snapshot, the next run installs again: {exc}")
+            return
+        if name:
+            say("stdout", f"{env.id}: installed apps saved as snapshot {name}; later runs with the same "
+                          "requirements reset to it and skip the install")
+
     def _venv(self, remote: RemoteHost, env: Environment, app: str, target: str, requirements: str | None,
-              source: str, on_line: OnLine | None) -> str:
+              source: str, on_line: OnLine | None, *, installed: bool = False, compile_all: bool = False) -> str:
+        """The app's venv: built (``compile_all``: with bytecode for everything, as a warm snapshot keeps
+        it for many runs), or as it is (``installed``: the warm snapshot holds it)."""
         venv = posixpath.join(env.workdir, ".venvs", safe_name(app))
         python = posixpath.join(venv, "bin", "python")
+        if installed:
+            return python
         remote_req = None
         if requirements:
             relative = Path(requirements).resolve().relative_to(Path(source).resolve()).as_posix()
@@ -192,7 +230,8 @@ class StagedProvider:
         if s.uv:
             steps = [[s.uv, "venv", "--quiet", "--python", s.python, venv]]
             if remote_req:
-                steps.append([s.uv, "pip", "install", "--quiet", "--python", python, "-r", remote_req])
+                steps.append([s.uv, "pip", "install", "--quiet", *(["--compile-bytecode"] if compile_all else []),
+                              "--python", python, "-r", remote_req])
         else:
             steps = [[s.python, "-m", "venv", venv]]
             if remote_req:
@@ -206,6 +245,39 @@ class StagedProvider:
         drop_databases_quietly(env.databases.values())
         if env.databases:
             shutil.rmtree(self.scratch / f"{safe_name(env.id)}-{safe_name(env.labels.get('testpilot-run', ''))}", ignore_errors=True)
+
+
+LOCAL_REQUIREMENT = re.compile(r"^(-e|--editable)\b|^(\.|/|~)|file:|^[\w.-]+\s*@\s*(\.|/)")
+INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)[\s=]+(\S+)")
+
+
+def requirements_fingerprint(requirements: dict[str, str | None], install: InstallSettings) -> str:
+    """16 hex digits over the install settings and every app's requirements (with the files they
+    include through -r/-c), or '' when a requirement is a local path or an editable install: such a
+    venv holds the app's own files, which change with every commit."""
+    digest = hashlib.sha256(f"warm 1\n{install.model_dump_json()}\n".encode())
+    for app in sorted(requirements):
+        digest.update(f"\0{app}\n".encode())
+        path = requirements[app]
+        if path and not _hash_requirements(Path(path), digest, depth=0):
+            return ""
+    return digest.hexdigest()[:16]
+
+
+def _hash_requirements(path: Path, digest: Any, depth: int) -> bool:
+    if depth > 5 or not path.is_file():
+        return depth == 0 and not path.exists()  # a missing top-level file installs nothing
+    for raw in path.read_text(errors="replace").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if LOCAL_REQUIREMENT.search(line):
+            return False
+        digest.update(line.encode() + b"\n")
+        included = INCLUDE.match(line)
+        if included and not _hash_requirements(path.parent / included.group(2), digest, depth + 1):
+            return False
+    return True
 
 
 def _as_provided(env: Environment) -> Environment:

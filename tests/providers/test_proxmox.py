@@ -39,6 +39,36 @@ def test_provision_reset_destroy_over_ssh(proxmox: ProxmoxProvider, proxmox_sim:
     assert proxmox_sim.vms() == []
 
 
+def test_warm_snapshot_is_reset_to_while_the_requirements_stay_the_same(proxmox: ProxmoxProvider,
+                                                                        proxmox_sim: ProxmoxSim) -> None:
+    env = proxmox.acquire(request().model_copy(update={"warm_key": "k1"}))
+    assert env.metadata["warm_key"] == ""  # a new member has no warm snapshot yet
+    run_over_ssh(env.ssh, "echo venv > installed")
+    assert proxmox.save_warm(env, "k1") == "tp-warm-k1"
+    run_over_ssh(env.ssh, "echo run > left-behind")
+    proxmox.release(env)
+
+    again = proxmox.acquire(request(run_id="run-2").model_copy(update={"warm_key": "k1"}))
+    assert again.metadata["warm_key"] == "k1"
+    run_over_ssh(again.ssh, "test -e installed && test ! -e left-behind")  # installed, nothing of the run
+    [vm] = proxmox_sim.vms()
+    assert "tp-run-run-2" in vm.config["tags"]  # the rollback restored the snapshot's tags; set again after it
+    # New requirements: the old warm snapshot is replaced, never piled up.
+    assert proxmox.save_warm(again, "k2") == "tp-warm-k2"
+    assert [s["name"] for s in vm.snapshots] == ["tp-baseline", "tp-warm-k2"]
+    proxmox.release(again)
+
+    other = proxmox.acquire(request(run_id="run-3").model_copy(update={"warm_key": "k1"}))
+    assert other.metadata["warm_key"] == ""  # no snapshot of k1 any more: the baseline
+    run_over_ssh(other.ssh, "test ! -e installed")
+    proxmox.release(other)
+    proxmox.settings = proxmox.settings.model_copy(update={"warm_snapshots": False})
+    assert proxmox.save_warm(other, "k3") == ""
+    off = proxmox.acquire(request(run_id="run-4").model_copy(update={"warm_key": "k2"}))
+    assert off.metadata["warm_key"] == "" and [s["name"] for s in vm.snapshots] == ["tp-baseline", "tp-warm-k2"]
+    proxmox.destroy(off)
+
+
 def test_linked_and_full_clone_on_chosen_node(proxmox_settings: ProxmoxSettings, proxmox_sim: ProxmoxSim,
                                               fake_time: FakeTime) -> None:
     settings = proxmox_settings.model_copy(update={"full_clone": True, "nodes": ["pve2"]})

@@ -116,12 +116,29 @@ def assert_all_passed(state: Any, tests: int = ALL_TESTS) -> dict[str, Any]:
 def test_pipeline_on_proxmox_provisions_then_resets(prefect_api: str, tmp_path: Path, proxmox: ProxmoxSim,
                                                     key: KeyPair) -> None:
     suite = suite_for(tmp_path, proxmox_pool(proxmox, key))
-    assert_all_passed(run(suite, tmp_path))
+    first = run(suite, tmp_path)
+    assert_all_passed(first)
     [vm] = proxmox.vms()
-    assert "tp-run-idle" in vm.config["tags"] and [s["name"] for s in vm.snapshots] == ["tp-baseline"]
-    assert_all_passed(run(suite, tmp_path))  # the pool member is reused: rolled back, not cloned again
+    [warm] = [s["name"] for s in vm.snapshots if s["name"] != "tp-baseline"]  # the apps installed, kept
+    assert "tp-run-idle" in vm.config["tags"] and warm.startswith("tp-warm-")
+    assert any(f"saved as snapshot {warm}" in line for line in logs_of(first, warm))
+    # The next commit drops a test file: the member is reset to the warm snapshot, the install is skipped,
+    # and the sources are this commit's (the snapshot's copy of the deleted file is gone).
+    git(suite.parent, "rm", "-q", "apps/alpha/tests/test_names.py")
+    git(suite.parent, "commit", "-qm", "drop a test file")
+    second = run(suite, tmp_path)
+    assert_all_passed(second, tests=ALL_TESTS - 1)
+    sources = vm.machine.vm.home / "testpilot" / "alpha" / "tests"
+    assert (sources / "test_prices.py").is_file() and not (sources / "test_names.py").exists()
+    assert any("install skipped" in line for line in logs_of(second, "install skipped"))
     kinds = [t.type for t in proxmox.tasks.values()]
-    assert kinds.count("qmclone") == 1 and kinds.count("qmrollback") == 1
+    assert kinds.count("qmclone") == 1 and kinds.count("qmrollback") == 1 and kinds.count("qmsnapshot") == 2
+    # New requirements: reset to the baseline, installed again, a new warm snapshot replaces the old one.
+    (suite.parent / "apps" / "alpha" / "requirements.txt").write_text("pytest\niniconfig\n")
+    git(suite.parent, "commit", "-qam", "alpha needs iniconfig")
+    assert_all_passed(run(suite, tmp_path), tests=ALL_TESTS - 1)
+    names = [s["name"] for s in vm.snapshots]
+    assert len(names) == 2 and names[0] == "tp-baseline" and names[1].startswith("tp-warm-") and names[1] != warm
     assert [v.vmid for v in proxmox.vms()] == [vm.vmid] and proxmox.holders == {}
 
 

@@ -89,6 +89,7 @@ class VM:
     status: str = "stopped"
     lock: str | None = None
     snapshots: list[dict[str, Any]] = field(default_factory=list)
+    snapshot_configs: dict[str, dict[str, str]] = field(default_factory=dict)  # the config each snapshot saw
     machine: Machine | None = None
     image: Any = None            # what a fresh machine is created from
     agent_at: float | None = None

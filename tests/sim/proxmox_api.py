@@ -259,6 +259,7 @@ def take_snapshot(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
         if vm.snapshots:
             entry["parent"] = vm.snapshots[-1]["name"]
         vm.snapshots.append(entry)
+        vm.snapshot_configs[name] = dict(vm.config)  # PVE keeps the config in the snapshot's section
         return None
 
     return sim._task(vm.node, "qmsnapshot", vm.vmid, user, sim.timings.qmsnapshot, take, lock="snapshot")
@@ -275,6 +276,7 @@ def rollback(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
         _halt(vm)  # a snapshot without RAM state leaves the VM stopped, as on PVE
         if vm.machine is not None:
             vm.machine.rollback(name)
+        vm.config = dict(vm.snapshot_configs.get(name, vm.config))  # the config comes back too (tags included)
         if snap.get("vmstate"):  # RAM restored: the guest (and its agent) resume where they were
             vm.machine.start() if vm.machine is not None else None
             vm.status, vm.started, vm.agent_at = "running", time.monotonic(), sim.clock()
@@ -295,6 +297,7 @@ def delete_snapshot(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
 
     def drop() -> str | None:
         vm.snapshots[:] = [s for s in vm.snapshots if s["name"] != name]
+        vm.snapshot_configs.pop(name, None)
         if vm.machine is not None:
             vm.machine.drop_snapshot(name)
         return None
