@@ -33,3 +33,14 @@ def test_tasks_are_thin_wrappers_of_at_most_25_lines():
     lengths = task_lengths()
     assert len(lengths) >= 20 and "execution.py:run_shard" in lengths  # the scan finds the tasks
     assert {name: n for name, n in lengths.items() if n > 25} == {}
+
+
+def test_a_node_flow_run_starts_without_the_test_data_stack():
+    """Every node of a work-pool run is a new process: it loads Faker, psycopg and the loaders only when
+    its suite seeds data (each node pays the import time, several at once on one machine)."""
+    code = ("import sys, flows.nodes\n"
+            "bad = sorted({n.split('.')[0] for n in sys.modules} & {'faker', 'psycopg', 'pymysql'})\n"
+            "print(bad)\n"
+            "sys.exit(1 if bad else 0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
