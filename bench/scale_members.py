@@ -8,7 +8,9 @@ sshd-backed VMs behind the Proxmox simulator. Each test holds a lock of its mach
 as tests do that own the machine's one database, port or whole CPU: a VM runs one test at a time,
 so one VM needs the whole 64 s however many shards run on it. The run's `max_members` is set to
 1, 2 and 4 in turn. A warm-up run first creates the four pool members (cloned once, then rolled back
-for every run, as a pool is used day to day). The wall time is the flow run's own (Prefect's start
+for every run, as a pool is used day to day) and installs the app on each, which leaves each member a
+warm snapshot (docs/environments.md): the timed runs reset to it and skip the install, as runs do
+while the requirements stay the same. The wall time is the flow run's own (Prefect's start
 to end time): lock, provision (rollback, install), seed, run, report, teardown. It ends with the line
 `speed-up, 4 members: N.Nx` (one member's wall time over four members').
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -112,7 +113,34 @@ def _one_run(suite: Path, results: Path, head: str = "HEAD") -> float:
             run = client.read_flow_run(run.id)
     if not run.state.is_completed() or not run.start_time or not run.end_time:
         raise RuntimeError(f"run {run.name} ended {run.state.name}: {run.state.message}")
+    if os.environ.get("BENCH_PHASES"):
+        _print_phases(run)
     return (run.end_time - run.start_time).total_seconds()
+
+
+def _print_phases(run: Any) -> None:
+    """BENCH_PHASES=1: where a run's time went, in seconds into the pipeline run: each node flow run's
+    creation, its start (the worker picked it up and its process started), its task runs, its end."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
+
+    from tasks.nodes import run_tag
+
+    def at(moment: Any) -> str:
+        return f"{(moment - run.start_time).total_seconds():6.1f}" if moment else "     ?"
+
+    with get_client(sync_client=True) as client:
+        nodes = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(str(run.id))])))
+        own = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
+        print(f"-- run {run.name}: {(run.end_time - run.start_time).total_seconds():.1f} s")
+        for task in sorted(own, key=lambda t: t.start_time or run.end_time):
+            print(f"   {at(task.start_time)} {at(task.end_time)}  {task.name}")
+        for node in sorted(nodes, key=lambda n: n.created or run.start_time):
+            print(f"   node {node.name}: created {at(node.created)}, started {at(node.start_time)}, "
+                  f"ended {at(node.end_time)}")
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[node.id])))
+            for task in sorted(tasks, key=lambda t: t.start_time or node.end_time):
+                print(f"      {at(task.start_time)} {at(task.end_time)}  {task.name}")
 
 
 def measure_workers(counts: tuple[int, ...] = (1, 2, 3), sleep: float = 25.0,
@@ -125,8 +153,9 @@ def measure_workers(counts: tuple[int, ...] = (1, 2, 3), sleep: float = 25.0,
     from flows.server import throwaway_server_on
 
     figures: dict[int, float] = {}
+    keep = os.environ.get("BENCH_KEEP")  # a folder to keep the servers' and workers' logs in
     with tempfile.TemporaryDirectory(prefix="testpilot-scale-workers-") as tmp:
-        folder = Path(tmp)
+        folder = Path(keep or tmp)
         with throwaway_server_on(folder / "server", postgres) as url, temporary_settings(updates={PREFECT_API_URL: url}):
             env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_CLI_PROMPT": "false",
                    "TESTPILOT_HOME": str(folder / "home-setup")}

@@ -78,6 +78,7 @@ class Task:
     duration: float = 0.0
     status: str = "running"
     exitstatus: str | None = None
+    claimed: bool = False  # its effect is being applied (outside the simulator's lock)
 
 
 @dataclass
@@ -166,8 +167,8 @@ class ProxmoxSim:
 
     def vms(self) -> list[VM]:
         """Every non-template VM, after finishing due tasks: a leak check is ``sim.vms() == []``."""
+        self._advance()
         with self._lock:
-            self._advance()
             return [vm for vm in self._vms.values() if not vm.template]
 
     def record_holder(self, vmid: int, tags: str) -> None:
@@ -193,14 +194,17 @@ class ProxmoxSim:
         path = request.path[len("/api2/json"):].rstrip("/")
         with self._lock:
             self.requests.append((request.method, path))
-            try:
-                self._advance()
-                return Response(200, {"data": self._dispatch(request, path)})
-            except PveError as err:
-                body: dict[str, Any] = {"data": None}
-                if err.errors:
-                    body["errors"] = err.errors
-                return Response(err.status, body, reason=err.reason)
+        self._advance()
+        try:
+            with self._lock:
+                data = self._dispatch(request, path)
+            self._advance()  # a zero-length task is already stopped when its UPID is returned
+            return Response(200, {"data": data})
+        except PveError as err:
+            body: dict[str, Any] = {"data": None}
+            if err.errors:
+                body["errors"] = err.errors
+            return Response(err.status, body, reason=err.reason)
 
     def _dispatch(self, request: Request, path: str) -> Any:
         found = schema.route(path)
@@ -238,13 +242,22 @@ class ProxmoxSim:
 
     # -- tasks --------------------------------------------------------------------------------------
     def _advance(self) -> None:
-        now = self.clock()
-        for task in sorted(self.tasks.values(), key=lambda t: t.finish_at):
-            if task.status == "running" and task.finish_at <= now:
-                try:
-                    error = task.effect()
-                except PveError as err:
-                    error = err.reason
+        """Apply the effects of the tasks that are due. Like PVE's task workers, tasks of different VMs
+        run at the same time: an effect (a rollback copying a home, sshd restarting) runs outside the
+        simulator's lock, and its task reads 'running' until it is done. Effects that add or remove
+        VMs take the lock themselves."""
+        with self._lock:
+            now = self.clock()
+            due = [t for t in sorted(self.tasks.values(), key=lambda t: t.finish_at)
+                   if t.status == "running" and not t.claimed and t.finish_at <= now]
+            for task in due:
+                task.claimed = True
+        for task in due:
+            try:
+                error = task.effect()
+            except PveError as err:
+                error = err.reason
+            with self._lock:
                 task.status, task.exitstatus = "stopped", error or "OK"
                 if task.locked is not None:
                     task.locked.lock = None
@@ -261,7 +274,6 @@ class ProxmoxSim:
         self.tasks[upid] = Task(upid, node, kind, str(vmid), user, start,
                                 self.clock() + seconds * self.faults.slow_factor, effect, vm,
                                 seconds * self.faults.slow_factor)
-        self._advance()  # a zero-length task is already stopped when its UPID is returned
         return upid
 
     def _vm(self, params: dict[str, str], *, unlocked: bool = True) -> VM:

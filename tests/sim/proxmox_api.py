@@ -94,7 +94,8 @@ def clone(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
 
     def finish() -> str | None:
         if sim.faults.clone_task_error:
-            del sim._vms[newid]  # pve-manager removes the half-made VM when a clone fails
+            with sim._lock:
+                del sim._vms[newid]  # pve-manager removes the half-made VM when a clone fails
             return sim.faults.clone_task_error
         return None
 
@@ -193,7 +194,8 @@ def destroy(sim: ProxmoxSim, p: dict[str, str], user: str) -> Any:
     def remove() -> str | None:
         if vm.machine is not None:
             vm.machine.destroy()
-        sim._vms.pop(vm.vmid, None)
+        with sim._lock:
+            sim._vms.pop(vm.vmid, None)
         sim.forget_holder(vm.vmid)
         return None
 
