@@ -257,6 +257,11 @@ class ProxmoxProvider:
                            "reset")
         return [str(s["name"]) for s in found if s.get("name") != "current"]
 
+    @property
+    def keeps_warm_snapshots(self) -> bool:
+        """Staging asks before it fingerprints the requirements (and byte-compiles the venvs to keep)."""
+        return self.settings.warm_snapshots
+
     def save_warm(self, env: Environment, warm_key: str) -> str:
         """Snapshot a member whose apps were just installed as ``tp-warm-<warm_key>``, replacing its older
         warm snapshot (one per VM: each holds a copy of what changed since the baseline). Returns the

@@ -193,7 +193,7 @@ class StagedProvider:
     def warm_key(self, request: AcquireRequest) -> str:
         """The fingerprint of what ``request``'s venvs hold, for providers that keep warm snapshots
         (Proxmox); '' when the provider keeps none or a requirements file installs local files."""
-        if not callable(getattr(self.inner, "save_warm", None)):
+        if not getattr(self.inner, "keeps_warm_snapshots", False):
             return ""
         return requirements_fingerprint(request.requirements, self.install)
 

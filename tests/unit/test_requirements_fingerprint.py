@@ -35,3 +35,19 @@ def test_local_and_editable_requirements_are_never_warm(tmp_path: Path) -> None:
                  "pkg @ ./pkg"):
         assert _key(tmp_path, f"pytest\n{line}\n") == "", line
     assert _key(tmp_path, "pkg @ https://example.invalid/pkg-1.0.tar.gz\n") != ""
+
+
+def test_only_a_provider_that_keeps_warm_snapshots_gets_a_key(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from testpilot.environments.base import AcquireRequest
+    from testpilot.environments.config import EnvironmentConfig
+    from testpilot.environments.staging import StagedProvider
+
+    (tmp_path / "requirements.txt").write_text("pytest\n")
+    request = AcquireRequest(pool="p", config=EnvironmentConfig(provider="proxmox"), run_id="r",
+                             requirements={"app": str(tmp_path / "requirements.txt")})
+    keys = {keeps: StagedProvider(SimpleNamespace(name="x", keeps_warm_snapshots=keeps),  # type: ignore[arg-type]
+                                  install=UV).warm_key(request) for keeps in (True, False)}
+    assert len(keys[True]) == 16 and keys[False] == ""
+    assert StagedProvider(SimpleNamespace(name="ssh"), install=UV).warm_key(request) == ""  # type: ignore[arg-type]
