@@ -62,6 +62,9 @@ class ProxmoxSettings(BaseModel):
     warm_snapshots: bool = Field(True, description="After the apps are installed on a member, snapshot it "
                                  f"('{WARM_PREFIX}<requirements hash>', one per VM) and reset to that snapshot "
                                  "while the requirements stay the same, so installs are skipped.")
+    warm_max_age_hours: float = Field(24.0, gt=0, description="A warm snapshot older than this is not used: "
+                                      "the member is installed afresh (unpinned requirements get new releases) "
+                                      "and snapshotted again.")
     idle_expiry_seconds: float = Field(7 * 86400, description="How long a released VM may sit unused.")
     agent_timeout: float = 300
     task_timeout: float = 900
@@ -241,8 +244,10 @@ class ProxmoxProvider:
         baseline (returns ''); start the VM if the snapshot had no RAM state."""
         vm = self.api.nodes(node).qemu(vmid)
         warm = WARM_PREFIX + warm_key if warm_key and self.settings.warm_snapshots else ""
-        if warm and warm not in self._snapshots(node, vmid):
-            warm = ""
+        if warm:
+            taken = self._snapshots(node, vmid).get(warm)
+            if taken is None or self.wall_clock() - taken > self.settings.warm_max_age_hours * 3600:
+                warm = ""
         target = warm or self.settings.baseline_snapshot
         self.wait_task(self._call(lambda: vm.snapshot(target).rollback.post(),
                                   f"roll back VM {vmid}", "reset"), f"rollback of VM {vmid} to {target}", "reset")
@@ -252,10 +257,11 @@ class ProxmoxProvider:
                            f"start VM {vmid}", "reset")
         return warm_key if warm else ""
 
-    def _snapshots(self, node: str, vmid: int) -> list[str]:
+    def _snapshots(self, node: str, vmid: int) -> dict[str, float]:
+        """The VM's snapshots and when each was taken (unix seconds)."""
         found = self._call(lambda: self.api.nodes(node).qemu(vmid).snapshot.get(), f"list snapshots of VM {vmid}",
                            "reset")
-        return [str(s["name"]) for s in found if s.get("name") != "current"]
+        return {str(s["name"]): float(s.get("snaptime") or 0) for s in found if s.get("name") != "current"}
 
     @property
     def keeps_warm_snapshots(self) -> bool:

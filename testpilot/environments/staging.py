@@ -247,7 +247,8 @@ class StagedProvider:
             shutil.rmtree(self.scratch / f"{safe_name(env.id)}-{safe_name(env.labels.get('testpilot-run', ''))}", ignore_errors=True)
 
 
-LOCAL_REQUIREMENT = re.compile(r"^(-e|--editable)\b|^(\.|/|~)|file:|^[\w.-]+\s*@\s*(\.|/)")
+LOCAL_REQUIREMENT = re.compile(r"^(-e|--editable)\b|^(\.|/|~)|file:|^[\w.-]+\s*@\s*(\.|/)"
+                               r"|^(-f|--find-links)[\s=]+(\.|/|~)")
 INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)[\s=]+(\S+)")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from proxmoxer import ProxmoxAPI, ResourceException
 from pydantic import SecretStr
@@ -62,6 +64,11 @@ def test_warm_snapshot_is_reset_to_while_the_requirements_stay_the_same(proxmox:
     assert other.metadata["warm_key"] == ""  # no snapshot of k1 any more: the baseline
     run_over_ssh(other.ssh, "test ! -e installed")
     proxmox.release(other)
+    proxmox.wall_clock = lambda: time.time() + 25 * 3600  # a day later: too old, installed afresh
+    stale = proxmox.acquire(request(run_id="run-3").model_copy(update={"warm_key": "k2"}))
+    assert stale.metadata["warm_key"] == ""
+    proxmox.wall_clock = time.time
+    proxmox.release(stale)
     proxmox.settings = proxmox.settings.model_copy(update={"warm_snapshots": False})
     assert proxmox.save_warm(other, "k3") == ""
     off = proxmox.acquire(request(run_id="run-4").model_copy(update={"warm_key": "k2"}))

@@ -32,7 +32,7 @@ def test_included_files_count_and_comments_do_not(tmp_path: Path) -> None:
 
 def test_local_and_editable_requirements_are_never_warm(tmp_path: Path) -> None:
     for line in ("-e .", "--editable ./lib", ".", "./wheels/x.whl", "/opt/pkg", "pkg @ file:///srv/pkg",
-                 "pkg @ ./pkg"):
+                 "pkg @ ./pkg", "-f ./wheels", "--find-links=/srv/wheels"):
         assert _key(tmp_path, f"pytest\n{line}\n") == "", line
     assert _key(tmp_path, "pkg @ https://example.invalid/pkg-1.0.tar.gz\n") != ""
 
