@@ -67,16 +67,17 @@ def _run(argv: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(argv[2:])} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
-def _deploy(folder: Path, env: dict[str, str]) -> None:
+def _deploy(folder: Path, env: dict[str, str], supervisor: bool) -> None:
+    """The pipeline deployment, and ``bench-node`` on its own pool: as `deployments.nodes` deploys it
+    (one process per node), or with ``supervisor`` as prefect.yaml's ``node`` (Prefect's default)."""
     import yaml
+
+    from deployments.nodes import engine_command, node_variant
 
     _run([sys.executable, "-m", "deployments.setup"], env)
     _run([*PREFECT, "--no-prompt", "deploy", "--name", "pipeline"], env)
     _run([*PREFECT, "work-pool", "create", NODE_POOL, "--type", "process"], env)
-    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    [node] = [d for d in config["deployments"] if d["name"] == "node"]
-    node.update(name="bench-node", work_pool={"name": NODE_POOL, "job_variables": node["work_pool"]["job_variables"]})
-    config["deployments"] = [node]
+    config = node_variant("bench-node", NODE_POOL, {} if supervisor else {"command": engine_command()})
     (folder / "prefect.yaml").write_text(yaml.safe_dump(config))
     _run([*PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(folder / "prefect.yaml")], env)
 
@@ -133,18 +134,18 @@ def _print_phases(run: Any) -> None:
         nodes = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(str(run.id))])))
         own = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
         print(f"-- run {run.name}: {(run.end_time - run.start_time).total_seconds():.1f} s")
-        for task in sorted(own, key=lambda t: t.start_time or run.end_time):
+        for task in sorted(own, key=lambda t: str(t.start_time)):
             print(f"   {at(task.start_time)} {at(task.end_time)}  {task.name}")
-        for node in sorted(nodes, key=lambda n: n.created or run.start_time):
+        for node in sorted(nodes, key=lambda n: str(n.created)):
             print(f"   node {node.name}: created {at(node.created)}, started {at(node.start_time)}, "
                   f"ended {at(node.end_time)}")
             tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[node.id])))
-            for task in sorted(tasks, key=lambda t: t.start_time or node.end_time):
+            for task in sorted(tasks, key=lambda t: str(t.start_time)):
                 print(f"      {at(task.start_time)} {at(task.end_time)}  {task.name}")
 
 
 def measure_workers(counts: tuple[int, ...] = (1, 2, 3), sleep: float = 25.0,
-                    postgres: str = "") -> dict[int, float]:
+                    postgres: str = "", supervisor: bool = False) -> dict[int, float]:
     """Wall seconds of one pipeline run of a sleep-bound suite (6 shards x ``sleep`` s) per node-worker count.
     ``postgres``: a PostgreSQL server URL (SQLAlchemy form) for the Prefect server's own database, as
     several workers need in production; else SQLite, which can answer 503 'database is locked' here."""
@@ -159,7 +160,7 @@ def measure_workers(counts: tuple[int, ...] = (1, 2, 3), sleep: float = 25.0,
         with throwaway_server_on(folder / "server", postgres) as url, temporary_settings(updates={PREFECT_API_URL: url}):
             env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_CLI_PROMPT": "false",
                    "TESTPILOT_HOME": str(folder / "home-setup")}
-            _deploy(folder, env)
+            _deploy(folder, env, supervisor)
             suite = _suite(folder, sleep)
             with _worker(env, "testpilot-process", folder / "home-pipeline", folder / "pipeline.log"):
                 with ExitStack() as stack:  # warm-up, not timed: each worker (one node at a time) takes one of
@@ -183,9 +184,11 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("TESTPILOT_TEST_POSTGRES_URL", ""),
                         help="PostgreSQL server URL for the Prefect server's database (default: "
                         "$TESTPILOT_TEST_POSTGRES_URL; empty: SQLite)")
+    parser.add_argument("--supervisor", action="store_true", help="node runs through Prefect's workspace "
+                        "supervisor (prefect.yaml's `node`) instead of `deployments.nodes`' direct command")
     args = parser.parse_args()
     counts = tuple(int(c) for c in args.counts.split(","))
-    figures = measure_workers(counts, args.sleep, args.postgres)
+    figures = measure_workers(counts, args.sleep, args.postgres, args.supervisor)
     print(f"suite: {SHARDS} shards x {args.sleep:.0f} s of sleeping tests = {SHARDS * args.sleep:.0f} s serial")
     print(f"{'workers':>8} {'wall s':>8} {'speed-up':>9}")
     base = figures.get(1)

@@ -51,7 +51,7 @@ def pool_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
         yield env
 
 
-def _origin(tmp: Path, delay: float, tests_per_shard: int = 2) -> tuple[Path, Path]:
+def _origin(tmp: Path, delay: float, tests_per_shard: int = 2, node_deployment: str = "") -> tuple[Path, Path]:
     """The repository under test ("the git server") and the CI checkout the pipeline is pointed at."""
     origin = tmp / "origin"
     tests = origin / "apps" / "sleepy" / "tests"
@@ -59,6 +59,7 @@ def _origin(tmp: Path, delay: float, tests_per_shard: int = 2) -> tuple[Path, Pa
     (origin / "testpilot.yaml").write_text(
         "name: sleepy\n"
         "execution: work-pool\n"
+        + (f"node_deployment: {node_deployment}\n" if node_deployment else "") +
         f"apps:\n  sleepy: {{path: apps/sleepy, test_command: 'pytest -p no:cacheprovider {{tests}}', shards: {SHARDS}}}\n"
         "environments:\n  local: {provider: local, pool_size: 1, acquire_timeout: 300}\n")
     (origin / "apps" / "sleepy" / "requirements.txt").write_text("pytest\n")
@@ -203,6 +204,57 @@ def test_six_shards_run_on_three_workers_each_with_its_own_home_and_clone(pool_e
         == 2 * SHARDS, ET.tostring(junit)[:500]
     keys = _published(pipeline.id)
     assert "testpilot-summary" in keys, keys
+
+
+def test_nodes_of_the_direct_command_deployment_run_as_one_process_each(pool_env, tmp_path):
+    """`python -m deployments.nodes` deploys the node flow with ``command`` set to this interpreter's
+    `-m prefect.engine`: the worker starts each node's flow-run process itself, with no workspace
+    supervisor process before it, and the run is as complete as through `node`."""
+    done = run([sys.executable, "-m", "deployments.nodes", "--name", "node-direct"], pool_env)
+    assert done.returncode == 0 and "testpilot-node/node-direct" in done.stdout, done.stdout + done.stderr
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("testpilot-node/node-direct")
+    assert deployment.job_variables["command"] == f"{sys.executable} -m prefect.engine"
+    assert deployment.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"  # kept from prefect.yaml
+    _, checkout = _origin(tmp_path, delay=0.2, node_deployment="testpilot-node/node-direct")
+    seen: dict[int, set[str]] = {}  # the worker's child processes: what each ran (sampled during the run)
+    with _workers(pool_env, tmp_path, names=("w1",)) as procs:
+        started = _start_pipeline(checkout, tmp_path / "results")
+        deadline = time.monotonic() + 600
+        with get_client(sync_client=True) as client:
+            while not ((pipeline := client.read_flow_run(started.id)).state and pipeline.state.is_final()):
+                assert time.monotonic() < deadline, _tails(tmp_path)
+                for child in _children().get(procs["w1"].pid, []):
+                    seen.setdefault(child, set()).add(_flow_run_of(child) + " " + " ".join(_cmdline(child)))
+                time.sleep(0.2)
+    assert pipeline.state and pipeline.state.is_completed(), f"{pipeline.state}\n{_tails(tmp_path)}"
+    nodes = _node_runs(pipeline.id)
+    assert len(nodes) == SHARDS and {r.deployment_id for r in nodes} == {deployment.id}
+    # A run of a deployment without `command` (the pipeline) starts as the workspace supervisor, which
+    # then execs the engine in the same process; every node's process ran the engine only.
+    runs = {str(r.id) for r in nodes}
+    node_processes = [what for what in seen.values() if any(line.split(" ", 1)[0] in runs for line in what)]
+    assert len(node_processes) == SHARDS, seen
+    assert all(any("prefect.engine" in line for line in what) for what in node_processes), node_processes
+    assert not any("_workspace_supervisor" in line for what in node_processes for line in what), node_processes
+    assert any("_workspace_supervisor" in line for what in seen.values() for line in what), seen  # the control
+    report, _junit = _report(tmp_path / "results")
+    assert len(report["results"]) == 2 * SHARDS and all(r["outcome"] == "passed" for r in report["results"])
+
+
+def _flow_run_of(pid: int) -> str:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    return next((v.split("=", 1)[1] for v in environ if v.startswith("PREFECT__FLOW_RUN_ID=")), "?")
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
 
 
 def test_a_worker_killed_mid_node_still_reports_every_test(pool_env, tmp_path):
