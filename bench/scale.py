@@ -5,7 +5,8 @@
     uv run python bench/scale.py --worker-sleep 10 --member-sleep 4   # a quicker, rougher check
 
 1. ``execution: work-pool`` (bench/scale_workers.py): one pipeline run of a sleep-bound suite (six
-   shards) whose nodes run as flow runs on 1, 2 and 3 process workers, each with its own home and clone.
+   shards) whose nodes run as flow runs on 1, 2 and 3 process workers, each with its own home and clone
+   (the node deployment as `python -m deployments.nodes` makes it: one process per node).
 2. ``max_members`` (bench/scale_members.py): one run of a sleep-bound suite (16 tests, one at a time
    per VM) spread over 1, 2 and 4 members of a Proxmox-simulator pool of sshd-backed VMs.
 

@@ -4,7 +4,8 @@
 
 Starts a throwaway `prefect server start` (flows/server.py), the work pool and the pipeline deployment
 (`deployments.setup`, `prefect deploy --name pipeline`), and a node deployment `bench-node` on a work pool
-of its own, `testpilot-bench-nodes`. A generated suite of one app in six shards whose tests only sleep
+of its own, `testpilot-bench-nodes`, as `python -m deployments.nodes` deploys one: each node starts as
+one process (``--supervisor``: as prefect.yaml's `node`, through Prefect's workspace supervisor). A generated suite of one app in six shards whose tests only sleep
 (6 x 2 x ``sleep``/2 s: 150 s of tests at the default 25) runs once per count: one pipeline worker, and
 N node workers each with ``--limit 1`` (one node at a time, as one small machine would), each with its
 own TESTPILOT_HOME. A warm-up run first (the suite's previous commit, 1 s tests; not timed) has every

@@ -2,9 +2,9 @@
 
     .venv/bin/python -m deployments.nodes [--name node-direct] [--pool testpilot-process]
 
-A process worker starts a flow run whose deployment sets no ``command`` through Prefect's workspace
-supervisor: a Python process that prepares the run's folder, then starts the flow-run process, a
-second Python process. Both import Prefect, about 2 s of CPU each here. Nodes are short flow runs,
+A process worker starts a flow run whose deployment sets no ``command`` as Prefect's workspace
+supervisor: a Python process that imports Prefect and prepares the run's folder, then replaces itself
+with the flow-run engine, which starts Python and imports Prefect again (about 2 s of CPU each here). Nodes are short flow runs,
 many at once, so this deploys the node flow (``prefect.yaml``'s ``node`` entry) under ``--name``
 with ``command`` set to this interpreter running ``prefect.engine`` directly: the worker starts the
 flow-run process itself, which runs the deployment's pull step and the flow (docs/operations.md,
