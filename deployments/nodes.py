@@ -4,11 +4,11 @@
 
 A process worker starts a flow run whose deployment sets no ``command`` as Prefect's workspace
 supervisor: a Python process that imports Prefect and prepares the run's folder, then replaces itself
-with the flow-run engine, which starts Python and imports Prefect again (about 2 s of CPU each here). Nodes are short flow runs,
-many at once, so this deploys the node flow (``prefect.yaml``'s ``node`` entry) under ``--name``
-with ``command`` set to this interpreter running ``prefect.engine`` directly: the worker starts the
-flow-run process itself, which runs the deployment's pull step and the flow (docs/operations.md,
-"Nodes on a work pool"; docs/benchmarks.md has the figures).
+with the flow-run engine, which starts Python and imports Prefect again (about 2 s of CPU each here).
+Nodes are short flow runs, many at once, so this deploys the node flow (``prefect.yaml``'s ``node``
+entry) under ``--name`` with ``command`` set to this interpreter running ``prefect.engine`` directly:
+the worker starts the engine itself, which runs the deployment's pull step and the flow
+(docs/operations.md, "One process per node"; docs/benchmarks.md has the figures).
 
 The command holds this interpreter's absolute path, so every worker that serves the pool needs the
 same path (one machine, or checkouts at the same place). Point a suite at it with
