@@ -79,7 +79,7 @@ def bench_python(cache: Path) -> str:
     python = venv / "bin" / "python"
     if not python.exists():
         uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-        sh([uv, "venv", "-q", "-p", sys.executable, str(venv)], timeout=600)
+        sh([uv, "venv", "-q", "--seed", "-p", sys.executable, str(venv)], timeout=600)  # --seed: pip, for sdists
         sh([uv, "pip", "install", "-q", "--python", str(python), *BENCH_DEPS], timeout=900)
     return str(python)
 
@@ -92,7 +92,10 @@ def checkout(project: Project, cache: Path) -> Path:
         dl.mkdir(parents=True, exist_ok=True)
         spec = f"{project.name}=={project.version}"
         if not list(dl.glob(f"{project.name}-{project.version}.tar.gz")):
-            sh([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(dl), spec])
+            # The bench venv has pip (uv's venvs, like this project's, do not).
+            got = sh([bench_python(cache), "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(dl), spec])
+            if got.returncode:
+                raise SystemExit(f"pip download {spec} failed (network to PyPI?):\n{got.stderr[-2000:]}")
         archive = next(dl.glob(f"{project.name}-{project.version}.tar.gz"))
         with tarfile.open(archive) as tar:
             tar.extractall(cache / "projects", filter="data")

@@ -95,6 +95,14 @@ def test_demo_selects_catches_routes_and_leaves_run_in_prefect(prefect_api, tmp_
     assert selected and all(line.split(": ", 1)[1] for line in selected)
     total = int(out.split("Selected ")[1].split(" of ")[1].split()[0])
     assert len(selected) < total
+    # Each selected entry is there because the record shows it ran the changed code, because its app
+    # depends on the changed one and it connected to it at run time, or because the suite always runs it.
+    reasons = [line.split(": ", 1)[1] for line in selected]
+    ran = [r for r in reasons if r.startswith("ran apps/payment/src/payment/fees.py::calculate_fee")]
+    assert ran and all(r in ran or "depends on payment-service" in r or r.startswith("always_run")
+                       for r in reasons), out
+    unrelated = ("tests/test_currency.py", "tests/test_auth.py", "tests/test_db.py")  # never reach calculate_fee
+    assert not any(name in line for line in selected for name in unrelated), out
     assert "tests/test_fees.py::test_bank_transfer_fee_is_capped category=product_bug owner=payments-team" in out
     assert "Environment folders left behind: 0" in out
     run_id = out.split("/runs/flow-run/")[-1].split()[0]  # the change's run (the first one records)
