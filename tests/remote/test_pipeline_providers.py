@@ -28,6 +28,8 @@ from prefect.client.schemas.sorting import LogSort
 
 from blocks.environments import HetznerProject, ProxmoxCluster, SSHMachine
 from flows.pipeline import pipeline
+from tasks.records import load_records
+from testpilot.suite import load_suite
 from tests.conftest import git, make_repo
 from tests.sim.hetzner import HetznerSim
 from tests.sim.proxmox import ProxmoxSim
@@ -162,6 +164,11 @@ def test_pipeline_on_ssh_machines(prefect_api: str, tmp_path: Path, sshd_farm: S
     suite = suite_for(tmp_path, {"provider": "ssh", "pool_size": 2, "acquire_timeout": 240,
                                  "settings": {"machines": names, "poll_interval": 0.2, "install": _install()}})
     assert_all_passed(run(suite, tmp_path))
+    # Each shard recorded on its host what every test ran; the record came back and is stored for the commit.
+    records = load_records(load_suite(suite), "HEAD")
+    assert set(records) == {"alpha", "beta", "gamma"}
+    assert records["alpha"].deps("tests/test_prices.py::test_total", "units") == [
+        "apps/alpha/src/alpha/prices.py::total"]
     for vm in sshd_farm.vms.values():
         runs = vm.home / "testpilot-runs"
         assert not runs.exists() or list(runs.iterdir()) == []  # the run's folder is gone from the host
