@@ -151,3 +151,28 @@ def test_record_reports_a_pytest_that_never_ran(repo: Repo, tmp_path: Path, monk
     monkeypatch.setenv("TESTPILOT_HOME", str(tmp_path / "home"))
     assert main(["record", "--repo", str(repo.path), "--python", sys.executable, "--", "--no-such-option"]) == 3
     assert "nothing was recorded" in capsys.readouterr().err
+
+
+LAZY = {
+    "pytest.ini": "[pytest]\npythonpath = .\n",
+    # The package root loads its submodules on first attribute access, by a computed name: the static graph
+    # cannot see which test reaches which submodule, so without a record any change selects every test.
+    "lazy/__init__.py": "import importlib\n\n\ndef __getattr__(name):\n"
+                        "    return importlib.import_module(f'lazy.{name}')\n",
+    "lazy/alpha.py": "def double(x):\n    return 2 * x\n",
+    "lazy/beta.py": "def negate(x):\n    return -x\n",
+    "tests/test_alpha.py": "import lazy\n\n\ndef test_double():\n    assert lazy.alpha.double(2) == 4\n",
+    "tests/test_beta.py": "import lazy\n\n\ndef test_negate():\n    assert lazy.beta.negate(2) == -2\n",
+}
+
+
+def test_a_dynamic_loader_selects_only_the_tests_whose_record_shows_they_loaded_it(repo: Repo, tmp_path: Path) -> None:
+    repo.commit(LAZY)
+    home = tmp_path / "home"
+    _, part, code = record_repo(repo.path, home, python=sys.executable, pytest_args=["-q", "-p", "no:cacheprovider"])
+    assert code == 0 and len(part.tests) == 2
+    repo.write({"lazy/alpha.py": LAZY["lazy/alpha.py"].replace("2 * x", "x + x")})
+    assert chosen(repo, home) == {"tests/test_alpha.py::test_double": ["ran lazy/alpha.py::double (changed)"]}
+    # Without the record the static graph stays the safe fallback: both tests reach the dynamic root.
+    unrecorded = select_tests(repo.path, "HEAD", None, record_store=tmp_path / "empty")
+    assert {t.test_id for t in unrecorded.selected} >= {"tests/test_alpha.py", "tests/test_beta.py"}
