@@ -66,15 +66,38 @@ def test_sigint_half_way_still_tears_down(prefect_api, tmp_path):
     assert set(envs.iterdir()) - before == set()
 
 
+def _untracked(repo: Path) -> list[str]:
+    """What ``git status`` shows in ``repo`` beyond tracked, unchanged files (ignored ones included);
+    bytecode caches left out (a process importing a module of the repository writes them)."""
+    out = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--ignored", "--untracked-files=all"],
+                         capture_output=True, text=True, check=True).stdout
+    return sorted(line for line in out.splitlines() if "__pycache__/" not in line)
+
+
 @pytest.mark.flows
 def test_two_runs_on_a_pool_of_one_never_overlap(prefect_api, tmp_path):
+    """Also: with no --results, each run's reports land in $TESTPILOT_HOME/results/<run id>, and nothing is
+    written into the current folder, the repository under test or this checkout."""
     repo = make_repo(tmp_path)
     commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "qty * price")
     timeline = tmp_path / "timeline.jsonl"
-    env = {"MINISUITE_TIMELINE": str(timeline), "MINISUITE_DELAY": "1"}
-    procs = [cli("run", "--suite", str(repo / "testpilot.yaml"), env=env) for _ in range(2)]
+    home, here = tmp_path / "home", tmp_path / "elsewhere"
+    here.mkdir()
+    ours_before = _untracked(REPO)
+    env = {"MINISUITE_TIMELINE": str(timeline), "MINISUITE_DELAY": "1", "TESTPILOT_HOME": str(home)}
+    assert "TESTPILOT_RESULTS_DIR" not in os.environ  # the default is what this test is about
+    procs = [cli("run", "--suite", str(repo / "testpilot.yaml"), env=env, cwd=here) for _ in range(2)]
     outcomes = [finish(p) for p in procs]
     assert [c for c, _, _ in outcomes] == [0, 0], outcomes
+    run_ids = [out.split("/runs/flow-run/")[1].split()[0] for _, out, _ in outcomes]
+    assert sorted(p.name for p in (home / "results").iterdir()) == sorted(run_ids), outcomes
+    for run_id, (_, out, _) in zip(run_ids, outcomes, strict=True):
+        results = home / "results" / run_id
+        assert f"reports in {results}\n" in out, out
+        assert {p.name for p in results.iterdir()} >= {"junit.xml", "report.json"}
+        assert json.loads((results / "report.json").read_text())["results"]
+    assert list(here.iterdir()) == []
+    assert _untracked(repo) == [] and _untracked(REPO) == ours_before
     spans: dict[str, tuple[float, float]] = {}
     for row in _timeline(timeline):
         start, end = spans.get(row["run"], (row["start"], row["end"]))

@@ -30,7 +30,8 @@ from blocks.environments import HetznerProject, ProxmoxCluster, SSHMachine
 from flows.pipeline import pipeline
 from tasks.records import load_records
 from testpilot.suite import load_suite
-from tests.conftest import git, make_repo
+from tests.conftest import commit_change, git, make_repo
+from tests.integration.test_cli import cli, finish
 from tests.sim.hetzner import HetznerSim
 from tests.sim.proxmox import ProxmoxSim
 from tests.sim.sshd import KeyPair, SSHDFarm
@@ -172,6 +173,36 @@ def test_pipeline_on_ssh_machines(prefect_api: str, tmp_path: Path, sshd_farm: S
     for vm in sshd_farm.vms.values():
         runs = vm.home / "testpilot-runs"
         assert not runs.exists() or list(runs.iterdir()) == []  # the run's folder is gone from the host
+
+
+def test_a_remote_run_tests_the_head_commit_not_the_checkout(prefect_api: str, tmp_path: Path, sshd_farm: SSHDFarm,
+                                                             key: KeyPair) -> None:
+    """The checkout holds the fix; asked for base..break, the SSH machine gets and runs the breaking commit."""
+    vm = sshd_farm.create_vm("box", authorized_keys=[key.public_openssh])
+    name = _name("box")
+    SSHMachine(host=vm.address, port=vm.port, user=vm.user, host_key=vm.host_key,
+               private_key=key.private_openssh).save(name)
+    suite = suite_for(tmp_path, {"provider": "ssh", "pool_size": 1, "acquire_timeout": 240,
+                                 "settings": {"machines": [name], "poll_interval": 0.2, "install": _install()}},
+                      only=["alpha"])
+    repo = suite.parent
+    commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "price * qty * 2", "break total")
+    broken = git(repo, "rev-parse", "HEAD").strip()
+    commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty * 2", "price * qty", "fix total")
+    code, out, err = finish(cli("run", "--suite", str(suite), "--base", "HEAD~2", "--head", "HEAD~1",
+                                "--results", str(tmp_path / "results")), timeout=500)
+    assert code == 1, (out, err)
+    failing = "alpha::tests/test_prices.py::test_total"
+    assert f"FAILED {failing} (owner: alpha-team" in out and f"Tested commit {broken} (head=HEAD~1)" in out, out
+    [report] = (tmp_path / "results").glob("*/report.json")
+    data = json.loads(report.read_text())
+    assert data["head_commit"] == broken and data["source"]["commit"] == broken
+    [failure] = data["failures"]
+    assert f"{failure['app']}::{failure['node_id']}" == failing and failure["message"] == "assert 14 == 7"  # * 2
+    assert data["results"] and {(r["host"], r["commit"]) for r in data["results"]} == {(vm.address, broken)}
+    assert "* 2" not in (repo / "apps/alpha/src/alpha/prices.py").read_text()  # the checkout holds the fix
+    runs = vm.home / "testpilot-runs"
+    assert not runs.exists() or list(runs.iterdir()) == []
 
 
 def test_abort_pattern_stops_the_run_marks_the_vm_dirty_and_resets_it(prefect_api: str, tmp_path: Path,
