@@ -3,7 +3,6 @@ inputs and publication of the run summary. Kept out of ``flows/pipeline.py`` so 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -36,17 +35,24 @@ def node_tags(config: Suite, app: str, head_commit: str) -> list[str]:
     return tags + ([f"commit:{head_commit[:10]}"] if head_commit else [])
 
 
-def progress_waiter(progress: UUID, name: str, total: int, done: dict[str, str]
-                    ) -> Callable[[list[PrefectFuture[Any]]], PrefectFuture[Any]]:
-    """``wait_any`` for ``run_dag`` that moves the progress artifact as each node finishes."""
-    def wait_any(futures: list[PrefectFuture[Any]]) -> PrefectFuture[Any]:
+class NodeProgress:
+    """Moves the progress artifact as each node ends: a node that ran when ``wait_any`` sees it finish, a
+    skipped or cancelled one when it is started (``run_dag`` never waits for those)."""
+
+    def __init__(self, progress: UUID, name: str, total: int) -> None:
+        self.progress, self.name, self.total, self.done = progress, name, total, 0
+
+    def ended(self, state: str) -> None:
+        self.done += 1
+        set_progress(self.progress, 25 + 65 * self.done / max(1, self.total),
+                     f"{self.name}: running, {self.done} of {self.total} node(s) done (last: {state})")
+
+    def wait_any(self, futures: list[PrefectFuture[Any]]) -> PrefectFuture[Any]:
+        """``wait_any`` for ``run_dag``."""
         finished = next(as_completed(futures))
         finished.wait()
-        done[finished.task_run_id.hex] = finished.state.name or ""
-        set_progress(progress, 25 + 65 * len(done) / max(1, total),
-                     f"{name}: running, {len(done)} of {total} node(s) done (last: {finished.state.name})")
+        self.ended(finished.state.name or "")
         return finished
-    return wait_any
 
 
 def summary_view(config: Suite, envs: list[Environment], lock_wait: float, handles: dict[str, PrefectFuture[Any]],

@@ -84,6 +84,7 @@ def run_graph(suite: str, config: Suite, tree: SourceTree, selection: Selection,
     it owed."""
     placement = Placement(config, ran.envs, nodes, durations)
     plan = {n.node: n for n in nodes}
+    moved = run_page.NodeProgress(progress, f"Testpilot {config.name}", len(plan))
 
     def start(node: str, decision: Decision) -> PrefectFuture[Any]:
         n = plan[node]
@@ -97,10 +98,11 @@ def run_graph(suite: str, config: Suite, tree: SourceTree, selection: Selection,
                 suite, node, n.app, n.shard, n.tests, env, skip=decision.reason if decision.action == "skip" else "",
                 cancel=decision.reason if decision.action == "cancel" else "")
         ran.submitted.append(placement.track(node, future))
+        if decision.action != "run":  # over already: it never reaches wait_any
+            moved.ended("Skipped" if decision.action == "skip" else "Cancelled")
         return future
 
-    wait_any = run_page.progress_waiter(progress, f"Testpilot {config.name}", len(plan), {})
-    ran.outcome = run_dag(placement.deps(nodes), start, placement.waiter(wait_any), _state_of,
+    ran.outcome = run_dag(placement.deps(nodes), start, placement.waiter(moved.wait_any), _state_of,
                           max_parallel=max_parallel, fail_fast=fail_fast)
     for node, future in ran.outcome.handles.items():
         shard = _shard(future)

@@ -59,6 +59,51 @@ def test_pipeline_selects_runs_reports_and_cleans_up(prefect_api, tmp_path):
     assert ("alpha", "tests/test_prices.py::test_total") in durations and ("beta", "tests/test_report.py") in durations
 
 
+def progress_updates(artifact_id, expected: int, timeout: float = 30) -> list[dict]:
+    """The ``prefect.artifact.updated`` events of one artifact, oldest first: Prefect keeps only the
+    artifact's last value, but every update emits an event carrying the new progress and description."""
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOrder, EventResourceFilter
+
+    deadline = time.monotonic() + timeout
+    while True:  # the events reach the server's persister in batches
+        with get_client(sync_client=True) as client:
+            page = client.read_events(filter=EventFilter(
+                event=EventNameFilter(name=["prefect.artifact.updated"]), order=EventOrder.ASC,
+                resource=EventResourceFilter(id=[f"prefect.artifact.{artifact_id}"])), limit=50)
+        if len(page.events) >= expected or time.monotonic() > deadline:
+            return [e.payload for e in sorted(page.events, key=lambda e: e.occurred)]
+        time.sleep(1)
+
+
+def test_progress_moves_per_node_and_ends_at_100_with_the_verdict(prefect_api, tmp_path):
+    """The issue: the progress artifact's description stayed '...: selecting' at 100 %."""
+    repo = make_repo(tmp_path)
+    commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "price * qty + 1")
+    state = pipeline(suite=str(repo / "testpilot.yaml"), full=True, results_dir=str(tmp_path / "results"),
+                     return_state=True)
+    assert state.is_failed()
+    nodes = json.loads(next((tmp_path / "results").glob("*/report.json")).read_text())["nodes"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    # the shards' own progress artifacts are named after their node ("alpha[0] on local-0")
+    [progress] = [a for a in found if a.type == "progress" and (a.description or "").startswith("Testpilot ")]
+    expected = f"Testpilot minisuite: {state.message}"[:500]
+    assert (progress.data, progress.description) == (100.0, expected)
+    assert state.message.startswith("FAILED: 1 of ") and "selecting" not in progress.description
+
+    updates = progress_updates(progress.id, expected=len(nodes) + 4)
+    values = [u["data"] for u in updates]
+    assert values == sorted(values) and values[-1] == 100.0, updates
+    per_node = [u for u in updates if ": running, " in u.get("description", "")]
+    assert [u["description"].split(": running, ")[1].split(" node(s)")[0] for u in per_node] == [
+        f"{k} of {len(nodes)}" for k in range(1, len(nodes) + 1)], updates
+    assert len({u["data"] for u in per_node}) == len(nodes)  # each node moved it on
+    assert {u["description"].rsplit("(last: ", 1)[1].rstrip(")") for u in per_node} == {
+        v["state"] for v in nodes.values()}
+    assert updates[-1]["description"] == expected
+
+
 def test_failing_test_fails_the_run_with_category_and_owner(prefect_api, tmp_path):
     repo = make_repo(tmp_path)
     commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "price * qty + 1")

@@ -142,3 +142,59 @@ def test_demo_selects_catches_routes_and_leaves_run_in_prefect(prefect_api, tmp_
         keys = {a.key for a in client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))}
     assert {"testpilot-summary", "testpilot-results-example-shop"} <= keys
+
+
+
+def _new_folder_with_data(envs: Path, before: set[Path]) -> Path | None:
+    """A run's environment folder that appeared since ``before`` and holds its seeded SQLite namespace."""
+    new = set(envs.iterdir()) - before if envs.exists() else set()
+    return next((f for f in new if list(f.glob("db.*.db"))), None)
+
+
+@pytest.mark.flows
+def test_data_gc_declares_a_killed_run_crashed_and_drops_its_data(prefect_api, tmp_path):
+    """`testpilot data gc` after a `kill -9`: the run stopped heart-beating, so gc marks it Crashed (as the
+    reaper does) and then removes what it left: its environment folder and the data seeded into it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    repo = make_repo(tmp_path)
+    commit_change(repo, "apps/alpha/src/alpha/prices.py", "price * qty", "qty * price")
+    envs = Path(os.environ["TESTPILOT_HOME"]) / "envs"
+    before = set(envs.iterdir()) if envs.exists() else set()
+    # No database server: the run's data is a SQLite namespace file in its folder, and this gc must not
+    # drop the databases of runs on a shared server that this session's Prefect does not know.
+    no_servers = {"TESTPILOT_POSTGRES_URL": "", "TESTPILOT_MYSQL_URL": "", "PREFECT_API_URL": prefect_api}
+    proc = cli("run", "--suite", str(repo / "testpilot.yaml"), env={**no_servers, "MINISUITE_DELAY": "60"},
+               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while (folder := _new_folder_with_data(envs, before)) is None:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no environment with seeded data appeared"
+            time.sleep(0.2)
+        seeded = list(folder.glob("db.*.db"))
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its tests are gone: no finally, hook or teardown
+        proc.communicate()
+        with get_client(sync_client=True) as client:
+            [run] = [r for r in client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(
+                any_=["testpilot-pipeline"]))) if r.id.hex[:12] == folder.name.rsplit("-", 1)[1]]
+        assert run.state_name == "Running" and folder.is_dir()  # what kill -9 leaves
+        time.sleep(4)  # silent for longer than TESTPILOT_ZOMBIE_AFTER below (90 s in production)
+        code, out, err = finish(cli("data", "gc", env={**no_servers, "TESTPILOT_ZOMBIE_AFTER": "3"}), timeout=120)
+        assert code == 0, (out, err)
+        assert "dead runs marked Crashed: " in out and "dead runs marked Crashed: 0;" not in out, out
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(run.id).state
+        assert state is not None and state.name == "Crashed" and "no heartbeat" in str(state.message)
+        assert not folder.exists() and not any(f.exists() for f in seeded)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        # The session's test server runs no lease repossessor: free the pool slot the killed run held.
+        with get_client(sync_client=True) as client:
+            for limit in client.read_global_concurrency_limits(limit=200):
+                if limit.name.startswith("testpilot-pool-local"):
+                    client.delete_global_concurrency_limit_by_name(limit.name)
